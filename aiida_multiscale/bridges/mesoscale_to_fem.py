@@ -1,0 +1,163 @@
+"""Bridge mesoscale -> FEM: the final grain map plus the DFT Cij, converted to SI, checked, with grain-size std."""
+
+from __future__ import annotations
+
+import math
+
+from aiida import orm
+from aiida.engine import calcfunction
+
+from ..data.handoff import HandoffData
+from ..data.microstructure import MicrostructureData
+from . import bridge_exit_code
+from .elasticity import born_violations
+from .md_to_mesoscale import relative_potential_error
+
+__all__ = ('interface_width_from_parameters', 'mesoscale_to_fem', 'MIN_PIXELS_PER_GRAIN')
+
+#: A grain must span at least this many pixels (equivalent-circle diameter) for the FEM to resolve it at all.
+MIN_PIXELS_PER_GRAIN = 3.0
+
+
+def interface_width_from_parameters(parameters: dict | None) -> float | None:
+    """The phase-field interface width in metres from its ``parameters``, if it can be known.
+
+    ``interface_width`` [m] when given (a value with a unit, ``{'value': 20, 'unit': 'nm'}`` or ``'20 nm'``, is
+    converted with pint); otherwise the phase-field rung's default of 4 elements, ``4 domain_size / grid``.
+    """
+    from ..units import ureg
+
+    if not parameters:
+        return None
+    width = parameters.get('interface_width')
+    if width is None:
+        if parameters.get('domain_size') and parameters.get('grid'):
+            return 4.0 * float(parameters['domain_size']) / float(parameters['grid'])
+        return None
+    if isinstance(width, dict):
+        return float((width['value'] * ureg(width.get('unit', 'm'))).to('m').magnitude)
+    if isinstance(width, str):
+        return float(ureg(width).to('m').magnitude)
+    return float(width)
+
+
+def _growth_law_std(
+    size: float, initial: float | None, interface: HandoffData | None, misfit: float = 0.0
+) -> tuple[float | None, str]:
+    """First-order std of the mean grain size through the parabolic growth law ``d^2 - d0^2 = k M sigma t``.
+
+    ``d = sqrt(d0^2 + A)`` with ``A`` proportional to ``M sigma t``, so ``std_d = A/(2d) * rel_std(M sigma t)``.
+    The phase field itself is deterministic for a fixed seed; what is uncertain is its input.  ``misfit`` is the
+    relative misfit of the potential to DFT, added to sigma's relative std when the interface does not carry it yet.
+    """
+    if interface is None or initial is None:
+        return None, 'phase-field result; std unknown (no interface handoff or initial microstructure given)'
+    growth = max(size**2 - initial**2, 0.0)
+    relative = misfit**2
+    for name in ('gb_mobility', 'gb_energy', 'anneal_time'):
+        if name in interface:
+            relative += (interface[name].relative_std or 0.0) ** 2
+    relative = math.sqrt(relative)
+    std = growth / (2 * size) * relative if size > 0 else None
+    note = (
+        'phase-field mean equivalent-circle diameter; first-order std through d^2 - d0^2 ~ M sigma t from the '
+        'stds of gb_mobility, gb_energy and anneal_time'
+    )
+    if misfit:
+        note += ", sigma's std including the potential misfit to DFT (potential_check)"
+    return std, note
+
+
+@calcfunction
+def mesoscale_to_fem(
+    microstructure: MicrostructureData,
+    elastic: HandoffData,
+    interface: HandoffData = None,
+    initial_microstructure: MicrostructureData = None,
+    phase_field_parameters: orm.Dict = None,
+    potential_check: HandoffData = None,
+):
+    """Hand the final grain map and the cubic Cij (converted to Pa) to the FEM rung.
+
+    Outputs: ``elastic`` (c11, c12, c44 in Pa, stds converted), ``microstructure`` (a new MicrostructureData, so that
+    the FEM rung's input is made by this bridge) and ``grains`` (mean_grain_size [m] with its growth-law std,
+    grain_count, interface_width [m]).
+
+    Checks: Born stability of the Cij; the mean grain size is larger than the phase-field interface width (otherwise
+    the "grains" are diffuse interfaces, not grains) and than :data:`MIN_PIXELS_PER_GRAIN` pixels.
+
+    ``potential_check`` (the MD potential's relative errors against DFT): its rms joins sigma_GB's relative std in the
+    grain-size std, as :func:`~aiida_multiscale.bridges.md_to_mesoscale.md_to_mesoscale` would have done.  The chain
+    gives it here because its phase field starts before the DFT rung is done (the phase field needs sigma_GB's value,
+    not its std); an ``interface`` that already carries the misfit (metadata ``potential_relative_error_rms``) does not
+    get it twice.
+    """
+    missing = [name for name in ('c11', 'c12', 'c44') if name not in elastic]
+    if missing:
+        return bridge_exit_code('ERROR_MESOSCALE_TO_FEM_BORN_UNSTABLE', f'missing elastic constants {missing}')
+    constants = {name: elastic.get_quantity(name, 'Pa') for name in ('c11', 'c12', 'c44')}
+    problems = born_violations(*(q.value / 1e9 for q in constants.values()))
+    if problems:
+        return bridge_exit_code('ERROR_MESOSCALE_TO_FEM_BORN_UNSTABLE', '; '.join(problems) + ' (GPa)')
+
+    size = microstructure.mean_grain_size
+    width = interface_width_from_parameters(phase_field_parameters.get_dict() if phase_field_parameters else None)
+    pixel = microstructure.pixel_size
+    if width is not None and not size > width:
+        return bridge_exit_code(
+            'ERROR_MESOSCALE_TO_FEM_GRAIN_SIZE',
+            f'mean grain size {size:.4g} m <= interface width {width:.4g} m',
+        )
+    if not size > MIN_PIXELS_PER_GRAIN * pixel:
+        return bridge_exit_code(
+            'ERROR_MESOSCALE_TO_FEM_GRAIN_SIZE',
+            f'mean grain size {size:.4g} m <= {MIN_PIXELS_PER_GRAIN:g} pixels of {pixel:.4g} m',
+        )
+
+    initial = initial_microstructure.mean_grain_size if initial_microstructure is not None else None
+    misfit = 0.0
+    if potential_check is not None and not (
+        interface is not None and interface.metadata.get('potential_relative_error_rms')
+    ):
+        misfit, _ = relative_potential_error(potential_check)
+    size_std, size_note = _growth_law_std(size, initial, interface, misfit)
+    grains = {
+        'mean_grain_size': {'value': size, 'unit': 'm', 'std': size_std, 'note': size_note},
+        'grain_count': {
+            'value': microstructure.grain_count,
+            'unit': 'dimensionless',
+            'std': None,
+            'note': 'grains in the final phase-field map',
+        },
+    }
+    if initial is not None:
+        grains['initial_mean_grain_size'] = {
+            'value': initial,
+            'unit': 'm',
+            'std': None,
+            'note': 'mean equivalent-circle diameter of the Voronoi start',
+        }
+    if width is not None:
+        grains['interface_width'] = {'value': width, 'unit': 'm', 'std': None, 'note': 'phase-field parameter'}
+
+    common = {'bridge': 'mesoscale_to_fem', 'from_scale': 'mesoscale', 'to_scale': 'fem'}
+    elastic_quantities = {
+        name: {
+            'value': quantity.value,
+            'unit': 'Pa',
+            'std': quantity.std,
+            'note': f'DFT value converted to SI for the FEM; {quantity.note}'.rstrip('; '),
+        }
+        for name, quantity in constants.items()
+    }
+    new_microstructure = MicrostructureData(
+        grain_ids=microstructure.grain_ids, pixel_size=pixel, euler_angles=microstructure.euler_angles
+    )
+    metadata = {'dft': elastic.metadata, 'checks': {'born_stability': 'passed', 'grain_size_resolved': 'passed'}}
+    if misfit:
+        metadata['potential_relative_error_rms'] = misfit
+    return {
+        'elastic': HandoffData(elastic_quantities, metadata=metadata, **common),
+        'microstructure': new_microstructure,
+        'grains': HandoffData(grains, metadata={'checks': metadata['checks']}, **common),
+    }

@@ -1,0 +1,1 @@
+"""Calculation plugins of aiida-multiscale: ``MooseCalculation`` (pw.x and lmp use their own plugins)."""

@@ -1,0 +1,50 @@
+"""``aiida-multiscale launch dft``: equation of state and cubic elastic constants of one element with pw.x."""
+
+from __future__ import annotations
+
+import click
+
+from . import cmd_launch
+from .utils import DRY_RUN, echo_error, launch, resource_options
+
+__all__ = ('cmd_launch_dft',)
+
+
+@cmd_launch.command('dft')
+@click.option('--element', required=True, help='Chemical symbol of an element with a cubic ground state, e.g. Al.')
+@click.option(
+    '--protocol',
+    type=click.Choice(['fast', 'moderate', 'precise']),
+    default=None,
+    help='Numerical protocol (k-mesh, cutoffs, strains) [default: moderate].',
+)
+@click.option(
+    '--pseudo-family', default='multiscale/lda', show_default=True, help='Label of the aiida-pseudo family to use.'
+)
+@click.option('--code', 'code_label', default='pw@localhost', show_default=True, help='Label of the pw.x code.')
+@click.option('--wait', is_flag=True, help='Wait for the work chain to finish; exit non-zero if it failed.')
+@click.option('--json', 'as_json', is_flag=True, help='Print the result as one JSON line at the end.')
+@resource_options()
+@DRY_RUN
+def cmd_launch_dft(element, protocol, pseudo_family, code_label, wait, as_json, options, dry_run):
+    """Launch DftWorkChain for ELEMENT through the daemon: a0, B0, B' (EOS) and C11, C12, C44 (stress-strain)."""
+    from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
+
+    from ..workflows.dft import DftWorkChain
+
+    try:
+        code = orm.load_code(code_label)
+    except (NotExistent, MultipleObjectsError) as exc:
+        echo_error(f'--code: {exc}; run `aiida-multiscale setup` first')
+    try:
+        builder = DftWorkChain.get_builder_from_protocol(
+            code, element=element, protocol=protocol, pseudo_family=pseudo_family, options=options
+        )
+    except ValueError as exc:
+        echo_error(str(exc).replace('invalid attribute value ', ''))
+    # The same validation that submit() runs, but as one line without a traceback.
+    error = DftWorkChain.spec().inputs.validate(builder._inputs(prune=True))
+    if error is not None:
+        echo_error(error.message)
+    launch(builder, wait, as_json, dry_run=dry_run)

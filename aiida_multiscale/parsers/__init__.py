@@ -1,0 +1,1 @@
+"""Parser plugins of aiida-multiscale: ``MooseParser``."""

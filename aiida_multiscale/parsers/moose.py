@@ -1,0 +1,236 @@
+"""``MooseParser``: postprocessor CSV -> time series and final values, the Exodus file, and MOOSE's errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ExitCode
+from aiida.parsers import Parser
+
+__all__ = ('MooseParser', 'latest_checkpoint', 'parse_csv', 'parse_log')
+
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')
+_TIME_STEP = re.compile(r'^Time Step\s+(\d+), time = ([^,]+), dt = (\S+)', re.MULTILINE)
+#: A restart header of a MOOSE checkpoint: ``<checkpoint dir>/<time step>-restart-<rank>.rd/header``.
+_CHECKPOINT = re.compile(r'^(\d+)-restart-\d+\.rd$')
+_NONLINEAR = re.compile(r'^\s*\d+ Nonlinear \|R\|', re.MULTILINE)
+#: What bash writes on the job script's standard error when the code dies from a signal (killed, crashed), and what
+#: Slurm writes there on `scancel` ("slurmstepd: error: *** JOB 12 ON node CANCELLED AT ...").
+_SIGNAL = re.compile(
+    r'\b(Killed|Segmentation fault|Terminated|Bus error|Floating point exception|Illegal instruction|Aborted'
+    r'|CANCELLED AT)\b'
+)
+_DTMIN = (
+    'timestep already at or below dtmin',
+    'timestep already at dtmin',  # IterationAdaptiveDT in MOOSE 975c9a1c: "Solve failed and timestep already at dtmin"
+    'Time step too small',
+    'dt < dtmin',
+    'below dtmin',
+)
+
+
+def parse_log(text: str) -> dict:
+    """Facts from a MOOSE log: the ``*** ERROR ***`` text, convergence of the last solve, time steps, iterations."""
+    text = _ANSI.sub('', text)
+    result = {'error': None, 'dtmin_reached': False, 'last_solve_converged': None, 'warnings': []}
+    if '*** ERROR ***' in text:
+        block = text.split('*** ERROR ***', 1)[1]
+        block = re.split(r'\n\s*Stack frames:|\nterminate called|\n\s*\[\d+\]\s*\d+:', block, maxsplit=1)[0]
+        result['error'] = ' '.join(block.split())[:2000] or 'unknown error'
+        result['dtmin_reached'] = any(marker in block for marker in _DTMIN)
+    for match in re.finditer(r'\*\*\* Warning[^*]*\*\*\*\n(.*?)(\n\s*\n|$)', text, re.DOTALL):
+        result['warnings'].append(' '.join(match.group(1).split())[:500])
+    solves = re.findall(r'Solve (Converged|Did NOT Converge)!', text)
+    if solves:
+        result['last_solve_converged'] = solves[-1] == 'Converged'
+    result['num_failed_solves'] = sum(1 for solve in solves if solve != 'Converged')
+    steps = _TIME_STEP.findall(text)
+    result['num_time_steps'] = int(steps[-1][0]) if steps else 0
+    # A recovered run starts at the step after its checkpoint; 1 for a run from the start.
+    result['first_time_step'] = int(steps[0][0]) if steps else None
+    result['step_times'] = {int(step): time.strip() for step, time, _ in steps}
+    result['last_time'] = steps[-1][1].strip() if steps else None
+    result['last_dt'] = steps[-1][2].strip() if steps else None
+    result['num_nonlinear_iterations'] = max(0, len(_NONLINEAR.findall(text)) - len(solves))
+    return result
+
+
+def parse_csv(text: str) -> dict[str, np.ndarray]:
+    """A MOOSE postprocessor CSV (header line, then one row per output time) as ``{column: array}``.
+
+    A run continued with ``--recover`` appends to the CSV of the killed run from its checkpoint on, so the rows the
+    killed run wrote after its last checkpoint appear twice.  A row whose time is not after the previous one
+    therefore replaces every earlier row from that time on: the recovered run's values win, and the time column
+    stays strictly increasing, as in an uninterrupted run.
+    """
+    rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    if not rows:
+        return {}
+    header = [name.strip() for name in rows[0]]
+    data = np.array([[float(value) for value in row] for row in rows[1:]], dtype=float).reshape(-1, len(header))
+    if 'time' in header and len(data) > 1:
+        time = data[:, header.index('time')]
+        kept: list[int] = []
+        for index in range(len(data)):
+            while kept and time[kept[-1]] >= time[index]:
+                kept.pop()
+            kept.append(index)
+        data = data[kept]
+    return {name: data[:, index] for index, name in enumerate(header)}
+
+
+def latest_checkpoint(names: list[str]) -> int | None:
+    """The newest time step among the names of a MOOSE checkpoint directory's entries, or None."""
+    steps = [int(match.group(1)) for match in map(_CHECKPOINT.match, names) if match]
+    return max(steps) if steps else None
+
+
+class MooseParser(Parser):
+    """Parse a ``MooseCalculation``: postprocessor CSV -> ``postprocessors`` + ``output_parameters``, Exodus file.
+
+    Outputs are attached whenever they exist, also when the run failed, so that a restart handler can start from the
+    last Exodus state.  The exit code is chosen afterwards, most specific first: time step below dtmin, MOOSE error,
+    unconverged solve, then missing outputs.  When the log itself is missing, the scheduler's exit code (walltime,
+    memory) is kept rather than replaced by a vaguer one.
+    """
+
+    def parse(self, **kwargs):
+        options = self.node.get_options()
+        temporary = kwargs.get('retrieved_temporary_folder')
+        log_name = options.get('output_filename', 'moose.log')
+        retrieved = self.retrieved
+        names = set(retrieved.base.repository.list_object_names())
+        scheduler_exit = self._scheduler_exit_code()
+
+        if log_name not in names:
+            return scheduler_exit or self.exit_codes.ERROR_OUTPUT_LOG_MISSING
+        log = parse_log(retrieved.base.repository.get_object_content(log_name, mode='r'))
+        for warning in log['warnings']:
+            self.logger.warning(f'MOOSE warning: {warning}')
+
+        # Auxiliary input files (seed CSV, restart Exodus) are retrieved by the same globs: they are not outputs.
+        inputs = {node.filename for node in self._input_files()}
+        csv_name = self._main_csv(sorted(name for name in names if name.endswith('.csv') and name not in inputs))
+        exodus_name = self._main_exodus(
+            sorted(name for name in names if name.endswith('.e') and name not in inputs), csv_name
+        )
+
+        parameters = {
+            'postprocessors': {},
+            'time': None,
+            'num_time_steps': log['num_time_steps'],
+            'num_nonlinear_iterations': log['num_nonlinear_iterations'],
+            'num_failed_solves': log['num_failed_solves'],
+            'csv_file': csv_name,
+            'exodus_file': exodus_name,
+            'warnings': log['warnings'],
+            'first_time_step': log['first_time_step'],
+            'checkpoint': self._checkpoint(temporary, log),
+        }
+        series = {}
+        if csv_name is not None:
+            series = parse_csv(retrieved.base.repository.get_object_content(csv_name, mode='r'))
+            if series and len(next(iter(series.values()))):
+                array = orm.ArrayData()
+                for name, values in series.items():
+                    array.set_array(re.sub(r'[^A-Za-z0-9_]', '_', name), values)
+                self.out('postprocessors', array)
+                parameters['postprocessors'] = {
+                    name: float(values[-1]) for name, values in series.items() if name != 'time'
+                }
+                parameters['time'] = float(series['time'][-1]) if 'time' in series else None
+        if exodus_name is not None:
+            with retrieved.base.repository.open(exodus_name, mode='rb') as handle:
+                self.out('exodus', orm.SinglefileData(handle, filename=exodus_name))
+        self.out('output_parameters', orm.Dict(parameters))
+
+        where = {'time': log['last_time'] or 'unknown', 'dt': log['last_dt'] or 'unknown'}
+        if log['dtmin_reached']:
+            return self.exit_codes.ERROR_TIMESTEP_BELOW_DTMIN.format(**where)
+        if log['error']:
+            return self.exit_codes.ERROR_MOOSE_INPUT.format(error=log['error'])
+        if log['last_solve_converged'] is False:
+            return self.exit_codes.ERROR_NOT_CONVERGED.format(time=where['time'])
+        if scheduler_exit:
+            return scheduler_exit
+        signal = self._signal(options.get('scheduler_stderr', '_scheduler-stderr.txt'), names)
+        if signal:
+            return self.exit_codes.ERROR_ABNORMAL_TERMINATION.format(signal=signal, time=where['time'])
+        if csv_name is None and options.get('require_csv', True):
+            return self.exit_codes.ERROR_MISSING_CSV
+        if csv_name is not None and not (series and len(next(iter(series.values())))):
+            if options.get('require_csv', True):
+                return self.exit_codes.ERROR_EMPTY_CSV.format(filename=csv_name)
+        if exodus_name is None and options.get('require_exodus', True):
+            return self.exit_codes.ERROR_MISSING_EXODUS
+        return ExitCode(0)
+
+    @staticmethod
+    def _checkpoint(temporary: str | None, log: dict) -> dict | None:
+        """The newest checkpoint on the remote (from the restart headers retrieved to ``temporary``), or None.
+
+        ``new`` says whether this run wrote it (a recovered run also has the checkpoints it was copied): a restart
+        handler must not recover twice from the same checkpoint without giving the run more time.
+        """
+        if not temporary or not os.path.isdir(temporary):
+            return None
+        step = latest_checkpoint(os.listdir(temporary))
+        if step is None:
+            return None
+        time = log['step_times'].get(step)
+        first = log['first_time_step']
+        return {
+            'time_step': step,
+            'time': float(time) if time is not None else None,
+            'new': first is not None and step >= first,
+        }
+
+    def _scheduler_exit_code(self) -> ExitCode | None:
+        """The exit code the scheduler output parser already set (e.g. 120 out of walltime), if any."""
+        status = self.node.exit_status
+        if status is not None and status > 0:
+            return ExitCode(status, self.node.exit_message)
+        return None
+
+    def _signal(self, stderr_name: str, names: set[str]) -> str | None:
+        """The signal that killed MOOSE, as bash reported it on the job script's standard error, if any.
+
+        Without it a killed run would look complete: its CSV and Exodus files are valid up to the last step written.
+        """
+        if stderr_name not in names:
+            return None
+        match = _SIGNAL.search(self.retrieved.base.repository.get_object_content(stderr_name, mode='r'))
+        return match.group(1) if match else None
+
+    def _input_files(self):
+        try:
+            return list(self.node.inputs.files.values())
+        except AttributeError:
+            return []
+
+    def _main_csv(self, names: list[str]) -> str | None:
+        """The postprocessor CSV: its first column is ``time``; vector-postprocessor CSVs have other columns.
+
+        Of several, the shortest name wins: MOOSE names the main file ``<file_base>.csv`` and the per-vector
+        files ``<file_base>_<name>_<step>.csv`` / ``<file_base>_<name>_time.csv``.
+        """
+        candidates = []
+        for name in names:
+            with self.retrieved.base.repository.open(name, mode='r') as handle:
+                header = handle.readline().strip().split(',')
+            if header and header[0].strip() == 'time' and not name.endswith('_time.csv'):
+                candidates.append(name)
+        return min(candidates, key=lambda n: (len(n), n)) if candidates else None
+
+    @staticmethod
+    def _main_exodus(names: list[str], csv_name: str | None) -> str | None:
+        if not names:
+            return None
+        if csv_name is not None and csv_name[:-4] + '.e' in names:
+            return csv_name[:-4] + '.e'
+        return min(names, key=lambda n: (len(n), n))

@@ -1,0 +1,199 @@
+"""Lineage queries: from a macro HandoffData back through the bridges to every PwCalculation of the DFT rung."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiida import orm
+from aiida.common.links import LinkType
+
+from ..bridges import BRIDGES
+from ..data.handoff import HandoffData
+
+__all__ = ('Lineage', 'dft_calculation_summary', 'find_macro', 'trace', 'trace_json')
+
+BRIDGE_ORDER = {name: index for index, (name, _, _) in enumerate(BRIDGES)}
+PW_PROCESS_TYPE = 'aiida.calculations:quantumespresso.pw'
+
+
+@dataclasses.dataclass
+class Lineage:
+    """What :func:`trace` found: the macro node, the bridge handoffs, the DFT calculations, the chain (if any)."""
+
+    macro: HandoffData
+    handoffs: list[HandoffData]
+    dft_calculations: list[orm.CalcJobNode]
+    chain: orm.WorkflowNode | None = None
+    assumptions: list[HandoffData] = dataclasses.field(default_factory=list)
+
+    def weakest_handoff(self) -> dict | None:
+        """The handoff quantity with the largest relative std: where the chain's uncertainty comes from."""
+        best = None
+        for node in self.handoffs:
+            for name in node.names:
+                relative = node[name].relative_std
+                if relative is None:
+                    continue
+                if best is None or relative > best['relative_std']:
+                    best = {'uuid': node.uuid, 'quantity': name, 'relative_std': relative}
+        return best
+
+
+def find_macro(node: orm.Node) -> HandoffData:
+    """The macro HandoffData of ``node``: the node itself, or the ``macro`` output of a (chain) process."""
+    if isinstance(node, HandoffData) and node.bridge == 'fem_to_macro':
+        return node
+    if isinstance(node, orm.ProcessNode):
+        if 'macro' in node.outputs:
+            return node.outputs.macro
+        state = node.process_state.value if node.process_state else 'unknown'
+        raise ValueError(
+            f'{node.process_label}<{node.pk}> has no `macro` output (state {state}, exit status {node.exit_status}); '
+            'trace needs a finished MultiscaleWorkChain or its macro HandoffData'
+        )
+    raise ValueError(f'node<{node.pk}> is a {type(node).__name__}, not a MultiscaleWorkChain or a macro HandoffData')
+
+
+def _ancestor_pks(start: orm.Node) -> set[int]:
+    """Data provenance backwards (CREATE and INPUT_CALC links only): every data node and calculation behind ``start``.
+
+    One query per generation (``traverse_graph``), not one per node: a chain has hundreds of ancestors.
+    """
+    from aiida.tools.graph.graph_traversers import traverse_graph
+
+    result = traverse_graph([start.pk], links_backward=[LinkType.CREATE, LinkType.INPUT_CALC])
+    return set(result['nodes'])
+
+
+def _rung_of(node: orm.ProcessNode) -> orm.WorkflowNode | None:
+    """The rung work chain that (indirectly) called ``node``: the ancestor whose caller is the chain, or the top."""
+    current = node
+    while current.caller is not None:
+        if current.caller.process_label == 'MultiscaleWorkChain':
+            return current if isinstance(current, orm.WorkflowNode) else None
+        current = current.caller
+    return current if isinstance(current, orm.WorkflowNode) else None
+
+
+def _sort_key(node: orm.Node):
+    # ctime and uuid survive an archive round trip; pk does not.
+    return (node.ctime, node.uuid)
+
+
+def trace(node: orm.Node) -> Lineage:
+    """Walk from the macro prediction of ``node`` back to the handoffs and every PwCalculation of the DFT rung.
+
+    The handoffs are the HandoffData nodes made by a bridge calcfunction; the DFT calculations are found twice, by
+    the data provenance (which PwCalculations fed the fits) and as every PwCalculation called by the DFT rung that
+    made the ``dft_to_md`` inputs, so that a calculation whose result was discarded (e.g. an EOS re-centring) is still
+    listed.
+    """
+    macro = find_macro(node)
+    pks = _ancestor_pks(macro)
+    handoffs, assumptions, calculations = {}, {}, {}
+
+    query = orm.QueryBuilder()
+    query.append(HandoffData, filters={'id': {'in': list(pks)}}, project='*', tag='data')
+    for (ancestor,) in query.iterall():
+        creator = ancestor.creator
+        if creator is not None and creator.process_label in BRIDGE_ORDER and ancestor.pk != macro.pk:
+            handoffs[ancestor.pk] = ancestor
+        elif ancestor.bridge == 'assumption':
+            assumptions[ancestor.pk] = ancestor
+
+    query = orm.QueryBuilder()
+    query.append(orm.CalcJobNode, filters={'id': {'in': list(pks)}, 'process_type': PW_PROCESS_TYPE}, project='*')
+    for (calc,) in query.iterall():
+        calculations[calc.pk] = calc
+
+    dft_rungs = {}
+    query = orm.QueryBuilder()
+    query.append(orm.CalcFunctionNode, filters={'id': {'in': list(pks)}, 'attributes.process_label': 'dft_to_md'})
+    for (bridge,) in query.iterall():
+        for link in bridge.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all():
+            creator = link.node.creator
+            rung = _rung_of(creator) if creator is not None else None
+            if rung is not None:
+                dft_rungs[rung.pk] = rung
+    for rung in dft_rungs.values():
+        query = orm.QueryBuilder()
+        query.append(orm.WorkflowNode, filters={'id': rung.pk}, tag='rung')
+        query.append(
+            orm.CalcJobNode,
+            with_ancestors='rung',
+            filters={'process_type': PW_PROCESS_TYPE},
+            project='*',
+        )
+        for (calc,) in query.iterall():
+            calculations[calc.pk] = calc
+
+    chain = macro.creator.caller if macro.creator is not None else None
+    ordered = sorted(handoffs.values(), key=lambda n: (BRIDGE_ORDER.get(n.creator.process_label, 99), *_sort_key(n)))
+    return Lineage(
+        macro=macro,
+        handoffs=ordered,
+        dft_calculations=sorted(calculations.values(), key=_sort_key),
+        chain=chain,
+        assumptions=sorted(assumptions.values(), key=_sort_key),
+    )
+
+
+def _quantities(node: HandoffData) -> dict:
+    return node.quantities
+
+
+def dft_calculation_summary(calc: orm.CalcJobNode) -> dict:
+    """uuid, formula, pseudos {element: md5}, cutoffs [Ry], k-mesh, smearing and structure uuid of a pw.x run.
+
+    ``cached_from`` is the UUID of the calculation AiiDA's cache reused instead of running pw.x again (None: it ran).
+    """
+    inputs = {link.link_label: link.node for link in calc.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all()}
+    structure = inputs.get('structure')
+    parameters = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
+    system = {key.lower(): value for key, value in parameters.get('SYSTEM', {}).items()}
+    pseudos = {}
+    for label, pseudo in inputs.items():
+        if label.startswith('pseudos__'):
+            element = getattr(pseudo, 'element', None) or label.split('__', 1)[1]
+            pseudos[element] = pseudo.md5
+    kpoints = inputs.get('kpoints')
+    mesh = None
+    if kpoints is not None:
+        try:
+            mesh = list(kpoints.get_kpoints_mesh()[0])
+        except AttributeError:
+            mesh = None
+    return {
+        'uuid': calc.uuid,
+        'formula': structure.get_formula() if structure is not None else None,
+        'pseudos': dict(sorted(pseudos.items())),
+        'ecutwfc': system.get('ecutwfc'),
+        'ecutrho': system.get('ecutrho'),
+        'kpoints_mesh': mesh,
+        'smearing': {
+            'occupations': system.get('occupations'),
+            'type': system.get('smearing'),
+            'degauss': system.get('degauss'),
+        },
+        'structure_uuid': structure.uuid if structure is not None else None,
+        'cached_from': calc.base.caching.get_cache_source(),
+    }
+
+
+def trace_json(lineage: Lineage) -> dict:
+    """The ``trace --format json`` object of DESIGN.md; UUIDs only (no PKs), so it survives an archive round trip."""
+    return {
+        'macro': {'uuid': lineage.macro.uuid, 'quantities': _quantities(lineage.macro)},
+        'handoffs': [
+            {
+                'uuid': node.uuid,
+                'bridge': node.bridge,
+                'from_scale': node.from_scale,
+                'to_scale': node.to_scale,
+                'quantities': _quantities(node),
+            }
+            for node in lineage.handoffs
+        ],
+        'dft_calculations': [dft_calculation_summary(calc) for calc in lineage.dft_calculations],
+        'weakest_handoff': lineage.weakest_handoff(),
+    }

@@ -1,0 +1,1 @@
+"""Work chains of the four rungs and of the whole chain."""

@@ -1,0 +1,579 @@
+"""``MultiscaleWorkChain``: DFT and MD -> phase field -> FEM, every handoff through a bridge calcfunction."""
+
+from __future__ import annotations
+
+import typing as t
+
+from aiida import orm
+from aiida.engine import ExitCode, ToContext, WorkChain
+from aiida.plugins import WorkflowFactory
+
+from ..bridges import BRIDGE_EXIT_CODES
+from ..bridges.dft_to_md import dft_to_md
+from ..bridges.fem_to_macro import fem_to_macro
+from ..bridges.md_to_mesoscale import ASSUMPTION_UNITS, make_assumptions, md_to_mesoscale
+from ..bridges.mesoscale_to_fem import mesoscale_to_fem
+from ..data.handoff import HandoffData
+from ..data.microstructure import MicrostructureData
+from .md import check_potential as check_potential_against_dft
+from .protocols.utils import ProtocolMixin
+
+DftWorkChain = WorkflowFactory('multiscale.dft')
+MdWorkChain = WorkflowFactory('multiscale.md')
+PhaseFieldWorkChain = WorkflowFactory('multiscale.phase_field')
+FemWorkChain = WorkflowFactory('multiscale.fem')
+
+__all__ = ('MELTING_POINTS', 'MultiscaleWorkChain', 'RUNGS')
+
+#: The rungs in chain order: (namespace and call link label, work chain class).
+RUNGS = (
+    ('dft', DftWorkChain),
+    ('md', MdWorkChain),
+    ('phase_field', PhaseFieldWorkChain),
+    ('fem', FemWorkChain),
+)
+
+#: Melting points at 1 atm in K, CRC Handbook of Chemistry and Physics, 97th ed. (2016), "Melting, boiling, triple
+#: and critical points of the elements".  Only the elements this chain can sensibly anneal (metals).
+MELTING_POINTS = {
+    'Ag': 1234.93, 'Al': 933.47, 'Au': 1337.33, 'Ca': 1115.0, 'Co': 1768.0, 'Cr': 2180.0, 'Cu': 1357.77,
+    'Fe': 1811.0, 'Ir': 2719.0, 'Mg': 923.0, 'Mo': 2896.0, 'Nb': 2750.0, 'Ni': 1728.0, 'Pb': 600.61,
+    'Pd': 1828.05, 'Pt': 2041.4, 'Rh': 2237.0, 'Sr': 1050.0, 'Ta': 3290.0, 'Ti': 1941.0, 'V': 2183.0,
+    'W': 3695.0, 'Zr': 2128.0,
+}  # fmt: skip
+
+
+def check_element(element) -> str | None:
+    """None if ``element`` is a chemical symbol, else a message naming it and the fix."""
+    from ase.data import chemical_symbols
+
+    if not isinstance(element, str) or element not in chemical_symbols[1:]:
+        return (
+            f'element: {element!r} is not a chemical symbol; give one such as "Al", "Cu" or "Ni" (capital first letter)'
+        )
+    return None
+
+
+def check_anneal(element: str | None, temperature: float, anneal_time: float) -> str | None:
+    """None if the anneal makes sense: t > 0, 0 K < T < T_melt (when the melting point is known)."""
+    if not anneal_time > 0:
+        return f'anneal_time = {anneal_time:g} s: the anneal time must be > 0 s'
+    if not temperature > 0:
+        return f'temperature = {temperature:g} K: the anneal temperature must be > 0 K'
+    melting = MELTING_POINTS.get(element)
+    if melting is not None and temperature >= melting:
+        return (
+            f'temperature = {temperature:g} K is at or above the melting point of {element} ({melting:g} K, CRC '
+            'Handbook): grain growth is a solid-state process; choose a lower temperature'
+        )
+    return None
+
+
+def check_pseudo_family(element: str, label: str) -> str | None:
+    """None if the aiida-pseudo family ``label`` exists and has a pseudopotential for ``element``."""
+    from aiida import orm
+    from aiida.common.exceptions import NotExistent
+
+    try:
+        family = orm.Group.collection.get(label=label)
+    except NotExistent:
+        return f'pseudo_family: no family {label!r}; run `aiida-multiscale setup` or `aiida-pseudo list`'
+    elements = getattr(family, 'elements', None)
+    if elements is not None and element not in elements:
+        return (
+            f'element {element!r} has no pseudopotential in the family {label!r} (it has '
+            f'{", ".join(sorted(elements))}); choose another family with dft.pseudo_family'
+        )
+    return None
+
+
+def check_potential(element: str, potential) -> str | None:
+    """None if the LAMMPS potential lists ``element`` among its species (or lists none)."""
+    species = potential.base.attributes.get('species', None)
+    if species and element not in species:
+        return (
+            f'md.potential: the potential {potential.filename!r} is for {", ".join(species)}, not {element!r}; give a '
+            'potential for this element'
+        )
+    return None
+
+
+def _assumption(assumptions: HandoffData, name: str) -> float:
+    return assumptions.get_quantity(name, ASSUMPTION_UNITS[name]).value
+
+
+def validate_assumptions(node, _=None):
+    """The assumed inputs must all be there, in convertible units."""
+    missing = [name for name in ASSUMPTION_UNITS if name not in node]
+    if missing:
+        return f'assumptions: missing {missing}; every one of {list(ASSUMPTION_UNITS)} needs a value, unit and std'
+    for name, unit in ASSUMPTION_UNITS.items():
+        try:
+            node.get_quantity(name, unit)
+        except ValueError as exc:
+            return f'assumptions: {name} must be convertible to {unit}: {exc}'
+    return None
+
+
+def validate_inputs(inputs, _=None):
+    """Element, anneal and the element's pseudopotential and potential, before anything is submitted."""
+    element = inputs['element'].value if 'element' in inputs else None
+    if element is not None and (message := check_element(element)):
+        return message
+    assumptions = inputs.get('assumptions')
+    if assumptions is not None and validate_assumptions(assumptions) is None:
+        message = check_anneal(
+            element, _assumption(assumptions, 'temperature'), _assumption(assumptions, 'anneal_time')
+        )
+        if message:
+            return message
+    family = inputs.get('dft', {}).get('pseudo_family')
+    if element is not None and family is not None and (message := check_pseudo_family(element, family.value)):
+        return message
+    potential = inputs.get('md', {}).get('potential')
+    if element is not None and potential is not None and (message := check_potential(element, potential)):
+        return message
+    # The DFT and MD rungs' own cross-checks need the element, which their namespaces exclude: run them here with it.
+    for namespace, process in (('dft', DftWorkChain), ('md', MdWorkChain)):
+        validator = process.spec().inputs.validator
+        if element is None or validator is None or namespace not in inputs:
+            continue
+        message = validator({**inputs[namespace], 'element': inputs['element']}, None)
+        if message:
+            return f'{namespace}.{message}'
+    return None
+
+
+class MultiscaleWorkChain(ProtocolMixin, WorkChain):
+    """DFT and MD -> phase field -> FEM, every handoff through a bridge calcfunction producing ``HandoffData``.
+
+    A rung starts as soon as what it needs exists, so the chain is a graph, not a line.  MD (the potential's own
+    properties and the grain-boundary energy) needs nothing from DFT, and the phase field needs only sigma_GB from MD,
+    so DFT runs side by side with MD and then the phase field: on the fast protocol the DFT rung is hidden behind them
+    (``benchmarks/chain.py``).  DFT is needed only where its results are used: the potential check (``dft_to_md``
+    handoff into the MD rung's ``check_potential``), and the elastic constants of the FEM.  The chain waits for DFT
+    first, so that its handoff and the check run while the phase field still runs, then for the phase field; the FEM
+    starts when both are there.  A potential that fails the check stops the chain (exit 305) before anything reaches
+    the FEM, and its misfit to DFT joins sigma_GB's std in ``mesoscale_to_fem``, the first bridge after the join.  A
+    rung or bridge that fails kills the rungs still running: nothing would use their results.
+
+    Every value handed from one rung to the next passes through a calcfunction of :mod:`aiida_multiscale.bridges` that
+    converts units once, checks the physics and propagates the std, so the final ``macro`` node can be traced back to
+    every DFT calculation behind it (``aiida-multiscale trace``).  Each rung's inputs are exposed in a namespace
+    (``dft``, ``md``, ``phase_field``, ``fem``) and can be overridden; the values the chain supplies itself (element,
+    handoffs) are excluded there.
+    """
+
+    _protocol_file = 'chain'
+    _open_paths = ('dft.overrides', 'md.overrides', 'phase_field.overrides', 'fem.overrides')
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input(
+            'element',
+            valid_type=orm.Str,
+            help='Chemical symbol of the (cubic, monatomic) metal, e.g. Al; used by the DFT and MD rungs.',
+        )
+        spec.input(
+            'assumptions',
+            valid_type=HandoffData,
+            validator=validate_assumptions,
+            help='Assumed inputs no rung computes, each with unit, std and an "assumed; source: ..." note: '
+            'mobility_prefactor [m^4/(J s)], activation_energy [eV], temperature [K], anneal_time [s].',
+        )
+        spec.expose_inputs(
+            DftWorkChain,
+            namespace='dft',
+            exclude=('element', 'structure'),
+            # The rung's cross-validator needs `element`; the chain's validator runs it with the chain's element.
+            namespace_options={
+                'help': 'Inputs of the DFT rung (DftWorkChain); the chain sets element.',
+                'validator': None,
+            },
+        )
+        spec.expose_inputs(
+            MdWorkChain,
+            namespace='md',
+            exclude=('element', 'dft'),
+            namespace_options={
+                'help': 'Inputs of the MD rung (MdWorkChain); the chain sets element. The rung runs beside the DFT '
+                'rung; the chain checks the potential against DFT (dft_to_md handoff) with md.thresholds and '
+                'md.accept_potential when both are done.'
+            },
+        )
+        spec.expose_inputs(
+            PhaseFieldWorkChain,
+            namespace='phase_field',
+            exclude=('interface',),
+            namespace_options={
+                'help': 'Inputs of the phase-field rung (PhaseFieldWorkChain); the chain '
+                'sets interface (md_to_mesoscale handoff).'
+            },
+        )
+        spec.expose_inputs(
+            FemWorkChain,
+            namespace='fem',
+            exclude=('microstructure', 'elastic'),
+            namespace_options={
+                'help': 'Inputs of the FEM rung (FemWorkChain); the chain sets the microstructure '
+                'and elastic constants (mesoscale_to_fem handoff).'
+            },
+        )
+        spec.inputs.validator = validate_inputs
+
+        # Two branches, DFT and MD -> phase field, joined before the FEM (see the class docstring).
+        spec.outline(
+            cls.run_md_and_dft,
+            cls.inspect_md,
+            cls.bridge_md_to_mesoscale,
+            cls.run_phase_field,
+            cls.inspect_dft,
+            cls.bridge_dft_to_md,
+            cls.check_potential,
+            cls.await_phase_field,
+            cls.inspect_phase_field,
+            cls.bridge_mesoscale_to_fem,
+            cls.run_fem,
+            cls.inspect_fem,
+            cls.bridge_fem_to_macro,
+        )
+
+        spec.output(
+            'macro',
+            valid_type=HandoffData,
+            help='The macro prediction: youngs_modulus [Pa], poisson_ratio, youngs_modulus_voigt [Pa], '
+            'youngs_modulus_reuss [Pa], stress_concentration, mean_grain_size [m], each with std.',
+        )
+        spec.output_namespace(
+            'handoffs',
+            valid_type=HandoffData,
+            dynamic=True,
+            help='Every HandoffData a bridge handed from one rung to the next, by label.',
+        )
+        spec.output(
+            'potential_check',
+            valid_type=HandoffData,
+            required=False,
+            help='The MD potential against DFT: <quantity>_relative_error (dimensionless), verdict in metadata.',
+        )
+        spec.output(
+            'initial_microstructure',
+            valid_type=MicrostructureData,
+            required=False,
+            help='The phase-field start (Voronoi), for comparison with `microstructure`.',
+        )
+        spec.output(
+            'microstructure',
+            valid_type=MicrostructureData,
+            required=False,
+            help='The annealed microstructure the FEM rung was run on.',
+        )
+        spec.output(
+            'stress_map',
+            valid_type=orm.SinglefileData,
+            required=False,
+            help='PNG of the von Mises stress of the FEM rung.',
+        )
+
+        # 30x: a rung failed (its own exit code and message are in the report).  Unrecoverable for the chain.
+        spec.exit_code(301, 'ERROR_DFT_FAILED', message='The DFT rung DftWorkChain<{pk}> failed: [{status}] {message}')
+        spec.exit_code(302, 'ERROR_MD_FAILED', message='The MD rung MdWorkChain<{pk}> failed: [{status}] {message}')
+        spec.exit_code(
+            303,
+            'ERROR_PHASE_FIELD_FAILED',
+            message='The phase-field rung PhaseFieldWorkChain<{pk}> failed: [{status}] {message}',
+        )
+        spec.exit_code(304, 'ERROR_FEM_FAILED', message='The FEM rung FemWorkChain<{pk}> failed: [{status}] {message}')
+        spec.exit_code(
+            305,
+            'ERROR_POTENTIAL_REJECTED',
+            message='The MD potential disagrees with DFT beyond md.thresholds: {detail}. Rerun with '
+            'md.accept_potential=True to use it anyway (the decision is recorded), or choose another potential.',
+        )
+        # 31x-34x: a bridge's physics check failed; the number and message are the bridge's own.
+        for label, (status, message) in BRIDGE_EXIT_CODES.items():
+            spec.exit_code(status, label, message=message)
+
+    # -- protocol ----------------------------------------------------------------------------------------------------
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        element: str,
+        protocol: str | None = None,
+        overrides: t.Mapping | None = None,
+        codes: t.Mapping | None = None,
+        potential=None,
+        temperature: float | None = None,
+        anneal_time: float | None = None,
+        pseudo_family: str | None = None,
+        options: t.Mapping | None = None,
+    ):
+        """Return a builder for ``element`` on ``protocol``, every rung from its own protocol.
+
+        :param element: chemical symbol of a cubic monatomic metal with a pseudopotential and a LAMMPS potential.
+        :param protocol: ``fast``, ``moderate`` (default) or ``precise``: the protocol of every rung.
+        :param overrides: ``{'assumptions': {...}, 'dft': {'protocol': ..., 'overrides': {...}}, 'md': ..., ...}``;
+            unknown keys raise, ``None`` removes a key; a rung's ``overrides`` go to its own protocol.
+        :param codes: ``{'pw': ..., 'lmp': ..., 'moose': ...}`` codes or labels (default ``<name>@localhost``).
+        :param potential: a ``LammpsPotentialData`` or a potential file path for the MD rung (default: the MD rung's
+            default potential for the element).
+        :param temperature: anneal temperature in K (default: the protocol's fraction of the melting point).
+        :param anneal_time: anneal time in s (default: the protocol's).
+        :param pseudo_family: aiida-pseudo family label for the DFT rung (default: the DFT rung's).
+        :param options: ``metadata.options`` of the rungs' calculations: keys ``dft``, ``md``, ``phase_field``,
+            ``fem`` hold one rung's, any other key applies to every rung (see
+            :func:`aiida_multiscale.resources.split_chain_options`).
+        :raises ValueError: with a message naming the parameter, for bad input.
+        """
+        if message := check_element(element):
+            raise ValueError(message)
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        codes = dict(codes or {})
+        for name in ('pw', 'lmp', 'moose'):
+            code = codes.get(name, f'{name}@localhost')
+            codes[name] = orm.load_code(code) if isinstance(code, str) else code
+
+        from ..resources import split_chain_options
+
+        rung_options = split_chain_options(options)
+        builder = cls.get_builder()
+        builder.element = orm.Str(element)
+        # Pseudopotential and potential first: an element the chain cannot run at all is the more basic error.
+        kwargs = {} if pseudo_family is None else {'pseudo_family': pseudo_family}
+        dft = DftWorkChain.get_builder_from_protocol(
+            codes['pw'], element=element, protocol=inputs['dft']['protocol'], overrides=inputs['dft']['overrides'],
+            options=rung_options['dft'], **kwargs,
+        )  # fmt: skip
+        if message := check_pseudo_family(element, dft.pseudo_family.value):
+            raise ValueError(message)
+        builder.dft = cls._prune(dft, ('element', 'structure'))
+
+        md = MdWorkChain.get_builder_from_protocol(
+            codes['lmp'], element, potential=potential, protocol=inputs['md']['protocol'],
+            overrides=inputs['md']['overrides'], options=rung_options['md'],
+        )  # fmt: skip
+        if 'potential' in md and (message := check_potential(element, md.potential)):
+            raise ValueError(message)
+        builder.md = cls._prune(md, ('element', 'dft'))
+        builder.md.accept_potential = orm.Bool(bool(inputs['md'].get('accept_potential', False)))
+
+        assumptions = cls._build_assumptions(element, inputs['assumptions'], temperature, anneal_time)
+        message = check_anneal(element, assumptions['temperature']['value'], assumptions['anneal_time']['value'])
+        if message:
+            raise ValueError(message)
+
+        builder.assumptions = make_assumptions(assumptions)
+
+        phase_field = PhaseFieldWorkChain.get_builder_from_protocol(
+            codes['moose'], protocol=inputs['phase_field']['protocol'], overrides=inputs['phase_field']['overrides'],
+            options=rung_options['phase_field'],
+        )  # fmt: skip
+        builder.phase_field = cls._prune(phase_field, ('interface',))
+
+        fem = FemWorkChain.get_builder_from_protocol(
+            codes['moose'], None, None, protocol=inputs['fem']['protocol'], overrides=inputs['fem']['overrides'],
+            options=rung_options['fem'],
+        )  # fmt: skip
+        builder.fem = cls._prune(fem, ('microstructure', 'elastic'))
+        builder.metadata.label = f'{element} multiscale chain ({protocol or cls.get_default_protocol()})'
+        return builder
+
+    @staticmethod
+    def _prune(sub_builder, exclude: tuple[str, ...]) -> dict:
+        inputs = sub_builder._inputs(prune=True)
+        for key in (*exclude, 'metadata'):
+            inputs.pop(key, None)
+        return inputs
+
+    @staticmethod
+    def _build_assumptions(element: str, spec: dict, temperature, anneal_time) -> dict:
+        """Resolve the protocol's assumptions: homologous temperature, relative std, user values (with a source)."""
+        result = {}
+        for name, entry in spec.items():
+            entry = dict(entry)
+            if 'relative_std' in entry:
+                entry['std'] = entry.pop('relative_std') * entry['value']
+            result[name] = entry
+        temp = result['temperature']
+        if temperature is not None:
+            temp.update(value=float(temperature), unit='K', source='user input (launch argument)')
+            temp.pop('homologous', None)
+        elif 'value' not in temp:
+            fraction = temp.pop('homologous')
+            if element not in MELTING_POINTS:
+                raise ValueError(
+                    f'temperature: the melting point of {element} is not in the table (CRC Handbook); give the '
+                    'anneal temperature in K explicitly (temperature=...)'
+                )
+            temp['value'] = fraction * MELTING_POINTS[element]
+            temp['source'] = f'{temp.get("source", "")} ({fraction} x {MELTING_POINTS[element]} K)'.strip()
+        if anneal_time is not None:
+            result['anneal_time'].update(value=float(anneal_time), unit='s', source='user input (launch argument)')
+        return result
+
+    # -- steps -------------------------------------------------------------------------------------------------------
+    def _check_rung(self, name: str, label: str):
+        node = self.ctx[name]
+        if node.is_finished_ok:
+            self.report(f'{node.process_label}<{node.pk}> finished OK')
+            return None
+        self.report(f'{node.process_label}<{node.pk}> failed with exit status {node.exit_status}: {node.exit_message}')
+        return self.exit_codes[label].format(pk=node.pk, status=node.exit_status, message=node.exit_message or '')
+
+    def _run_bridge(self, function, **kwargs):
+        """Run a bridge calcfunction; a failed check becomes the chain's exit code of the same number."""
+        results, node = function.run_get_node(**kwargs, metadata={'call_link_label': function.__name__})
+        if not node.is_finished_ok:
+            self.report(f'bridge {function.__name__}<{node.pk}> refused the handoff: {node.exit_message}')
+            return None, ExitCode(node.exit_status, node.exit_message)
+        for label, value in results.items():
+            if isinstance(value, HandoffData):
+                self.out(f'handoffs.{function.__name__}_{label}', value)
+        return results, None
+
+    def run_md_and_dft(self):
+        """Submit the MD and the DFT rung together; go on when MD is done (the phase field needs only MD)."""
+        # MD first: it is on the longer branch (MD -> phase field), DFT waits for nothing before the join.
+        inputs = self.exposed_inputs(MdWorkChain, namespace='md')
+        inputs['element'] = self.inputs.element
+        inputs.setdefault('metadata', {})['call_link_label'] = 'md'
+        md = self.submit(MdWorkChain, **inputs)
+        inputs = self.exposed_inputs(DftWorkChain, namespace='dft')
+        inputs['element'] = self.inputs.element
+        inputs.setdefault('metadata', {})['call_link_label'] = 'dft'
+        dft = self.submit(DftWorkChain, **inputs)
+        self.ctx.dft = dft
+        self.report(f'launched MdWorkChain<{md.pk}> and DftWorkChain<{dft.pk}> for {self.inputs.element.value}')
+        return ToContext(md=md)
+
+    def _stop_running_rungs(self, reason: str):
+        """Kill the rungs that still run when the chain fails: nothing would use their results."""
+        for name in ('dft', 'phase_field'):
+            node = self.ctx.get(name)
+            if node is not None and not node.is_terminated:
+                self.report(f'killing {node.process_label}<{node.pk}>: {reason}')
+                self.runner.controller.kill_process(
+                    node.pk, msg_text=f'Killed by MultiscaleWorkChain<{self.node.pk}>: {reason}'
+                )
+
+    def _fail(self, error, reason: str):
+        if error:
+            self._stop_running_rungs(reason)
+        return error
+
+    def inspect_md(self):
+        return self._fail(self._check_rung('md', 'ERROR_MD_FAILED'), 'the MD rung failed')
+
+    def bridge_md_to_mesoscale(self):
+        """sigma_GB and the assumptions to the phase field; the potential's misfit to DFT is added after the join."""
+        md = self.ctx.md
+        kwargs = {'md_properties': md.outputs.md_properties, 'assumptions': self.inputs.assumptions}
+        results, error = self._run_bridge(md_to_mesoscale, **kwargs)
+        if error:
+            return self._fail(error, 'the md_to_mesoscale handoff was refused')
+        self.ctx.md_to_mesoscale = results
+
+    def run_phase_field(self):
+        """Submit the phase field, then wait for the DFT rung: its handoff and check run while the phase field runs."""
+        inputs = self.exposed_inputs(PhaseFieldWorkChain, namespace='phase_field')
+        inputs['interface'] = self.ctx.md_to_mesoscale['interface']
+        inputs.setdefault('metadata', {})['call_link_label'] = 'phase_field'
+        node = self.submit(PhaseFieldWorkChain, **inputs)
+        self.ctx.phase_field = node
+        self.report(f'launched PhaseFieldWorkChain<{node.pk}>')
+        return ToContext(dft=self.ctx.dft)
+
+    def inspect_dft(self):
+        return self._fail(self._check_rung('dft', 'ERROR_DFT_FAILED'), 'the DFT rung failed')
+
+    def bridge_dft_to_md(self):
+        dft = self.ctx.dft
+        results, error = self._run_bridge(dft_to_md, eos=dft.outputs.eos, elastic=dft.outputs.elastic)
+        if error:
+            return self._fail(error, 'the dft_to_md handoff was refused')
+        self.ctx.dft_to_md = results
+
+    def check_potential(self):
+        """The MD rung's check of its potential against the DFT handoff (its own calcfunction, with its inputs)."""
+        md = self.inputs.md
+        check = check_potential_against_dft(
+            self.ctx.md.outputs.bulk_properties,
+            self.ctx.dft_to_md['eos'],
+            self.ctx.dft_to_md['elastic'],
+            md.thresholds,
+            md.accept_potential,
+            metadata={'call_link_label': 'check_potential'},
+        )
+        self.ctx.potential_check = check
+        self.out('potential_check', check)
+        verdict, failed = check.metadata['verdict'], check.metadata['failed']
+        if verdict == 'fail':
+            self.report(f'the potential fails the DFT check: {"; ".join(failed)}')
+            error = self.exit_codes.ERROR_POTENTIAL_REJECTED.format(detail='; '.join(failed))
+            return self._fail(error, 'the potential failed the DFT check')
+        if verdict == 'accepted_by_user':
+            self.report(f'potential fails the DFT check ({"; ".join(failed)}) but md.accept_potential=True: continuing')
+        return None
+
+    def await_phase_field(self):
+        """The join: the phase field (usually still running on the fast protocol) and the checked DFT handoff."""
+        return ToContext(phase_field=self.ctx.phase_field)
+
+    def inspect_phase_field(self):
+        return self._check_rung('phase_field', 'ERROR_PHASE_FIELD_FAILED')
+
+    def bridge_mesoscale_to_fem(self):
+        pf = self.ctx.phase_field
+        kwargs = {
+            'microstructure': pf.outputs.microstructure,
+            'elastic': self.ctx.dft_to_md['elastic'],
+            'interface': self.ctx.md_to_mesoscale['interface'],
+            'potential_check': self.ctx.potential_check,
+        }
+        if 'initial_microstructure' in pf.outputs:
+            kwargs['initial_microstructure'] = pf.outputs.initial_microstructure
+        if 'parameters' in self.inputs.phase_field:
+            kwargs['phase_field_parameters'] = self.inputs.phase_field.parameters
+        results, error = self._run_bridge(mesoscale_to_fem, **kwargs)
+        if error:
+            return error
+        self.ctx.mesoscale_to_fem = results
+        if 'initial_microstructure' in pf.outputs:
+            self.out('initial_microstructure', pf.outputs.initial_microstructure)
+        self.out('microstructure', results['microstructure'])
+
+    def run_fem(self):
+        inputs = self.exposed_inputs(FemWorkChain, namespace='fem')
+        inputs['microstructure'] = self.ctx.mesoscale_to_fem['microstructure']
+        inputs['elastic'] = self.ctx.mesoscale_to_fem['elastic']
+        inputs.setdefault('metadata', {})['call_link_label'] = 'fem'
+        node = self.submit(FemWorkChain, **inputs)
+        self.report(f'launched FemWorkChain<{node.pk}>')
+        return ToContext(fem=node)
+
+    def inspect_fem(self):
+        return self._check_rung('fem', 'ERROR_FEM_FAILED')
+
+    def bridge_fem_to_macro(self):
+        fem = self.ctx.fem
+        results, error = self._run_bridge(
+            fem_to_macro,
+            mechanics=fem.outputs.mechanics,
+            elastic=self.ctx.mesoscale_to_fem['elastic'],
+            microstructure=self.ctx.mesoscale_to_fem['microstructure'],
+            grains=self.ctx.mesoscale_to_fem['grains'],
+        )
+        if error:
+            return error
+        self.out('macro', results['macro'])
+        if 'stress_map' in fem.outputs:
+            self.out('stress_map', fem.outputs.stress_map)
+        macro = results['macro']
+        self.report(
+            'macro: E = {:.2f} +/- {:.2f} GPa, nu = {:.3f}'.format(
+                macro['youngs_modulus'].value / 1e9,
+                (macro['youngs_modulus'].std or 0) / 1e9,
+                macro['poisson_ratio'].value,
+            )  # fmt: skip
+        )

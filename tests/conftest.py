@@ -1,0 +1,147 @@
+"""Test fixtures: a throw-away AiiDA profile on the real PostgreSQL + RabbitMQ, and the codes set up in it.
+
+``aiida.tools.pytest_fixtures`` gives a SQLite profile without a broker by default.  We override ``aiida_profile``
+so that every test session runs on what users run: a fresh PostgreSQL database (dropped afterwards) and RabbitMQ,
+with a daemon that tests can start and stop.  Nothing is left behind: the config folder is temporary, the database
+is dropped with ``WITH (FORCE)`` and the daemon is stopped by the stock ``daemon_client`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import secrets
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest_plugins = ['aiida.tools.pytest_fixtures', 'slurm']
+
+PG_HOST = os.environ.get('AIIDA_MULTISCALE_PGHOST', '127.0.0.1')
+PG_PORT = int(os.environ.get('AIIDA_MULTISCALE_PGPORT', '5432'))
+PG_SUPERUSER = os.environ.get('AIIDA_MULTISCALE_PGSUPERUSER', 'postgres')
+FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
+
+# The daemon is started as `verdi ... daemon start-circus`: `verdi` of this environment must be on PATH even when
+# pytest is run without activating the venv.
+_BIN = str(pathlib.Path(sys.prefix) / 'bin')
+if _BIN not in os.environ.get('PATH', '').split(os.pathsep):
+    os.environ['PATH'] = _BIN + os.pathsep + os.environ.get('PATH', '')
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(
+        [
+            'psql',
+            '-h',
+            PG_HOST,
+            '-p',
+            str(PG_PORT),
+            '-U',
+            PG_SUPERUSER,
+            '-d',
+            'postgres',
+            '-v',
+            'ON_ERROR_STOP=1',
+            '-qc',
+            sql,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.fixture(scope='session')
+def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory):
+    """A temporary profile on PostgreSQL (``core.psql_dos``) with RabbitMQ (``core.rabbitmq``)."""
+    name = f'test_multiscale_{secrets.token_hex(6)}'
+    _psql(f"CREATE DATABASE {name} OWNER {PG_SUPERUSER} ENCODING 'UTF8' TEMPLATE template0")
+    repository = tmp_path_factory.mktemp('repository')
+    storage_config = {
+        'database_engine': 'postgresql_psycopg',
+        'database_hostname': PG_HOST,
+        'database_port': PG_PORT,
+        'database_username': PG_SUPERUSER,
+        'database_password': '',
+        'database_name': name,
+        'repository_uri': f'file://{repository}',
+    }
+    try:
+        with aiida_profile_factory(
+            aiida_config,
+            storage_backend='core.psql_dos',
+            storage_config=storage_config,
+            broker_backend='core.rabbitmq',
+            name=name,
+        ) as profile:
+            # Settings from shared FACTS: without them engine.run waits up to 60 s to notice a finished child and
+            # the daemon times out under load.
+            aiida_config.set_option('runner.poll.interval', 1, scope=profile.name)
+            aiida_config.set_option('daemon.timeout', 20, scope=profile.name)
+            aiida_config.set_option('warnings.rabbitmq_version', False)
+            aiida_config.store()
+            yield profile
+    finally:
+        from aiida.manage import get_manager
+
+        try:
+            get_manager().get_profile_storage().close()
+        except Exception:
+            pass
+        _psql(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
+
+
+@pytest.fixture(scope='session')
+def multiscale_setup(aiida_profile, tmp_path_factory):
+    """Computer ``localhost``, codes pw/lmp/moose and the pseudo families, made by the real ``setup`` code path."""
+    from aiida_multiscale.machine import run_setup
+
+    workdir = tmp_path_factory.mktemp('scratch')
+    return run_setup(log=lambda _: None, workdir=str(workdir))
+
+
+@pytest.fixture(scope='session')
+def codes(multiscale_setup):
+    """``{'pw': Code, 'lmp': Code, 'moose': Code}``."""
+    return multiscale_setup['codes']
+
+
+@pytest.fixture(scope='session')
+def pseudo_family(multiscale_setup):
+    """The LDA pseudopotential family (Al.pz-vbc and friends)."""
+    return multiscale_setup['families']['multiscale/lda']
+
+
+CHAIN_TIMEOUT = 1200  # s: the budget is ~6 min unloaded; this only stops a hung run from hanging the suite
+#: Test size: the fast protocol with a smaller phase-field problem (40 x 40 grid, 6 grains), so that the one heavy
+#: test of the chain stays within its budget.
+TEST_OVERRIDES = {'phase_field': {'overrides': {'parameters': {'grid': 40, 'grains': 6}}}}
+
+
+@pytest.fixture(scope='session')
+def fast_chain(daemon_client, codes, pseudo_family):
+    """A fast Al chain run to the end by the daemon (2 workers, as in the benchmark).
+
+    Session-scoped: the chain tests, the caching test and the fault tests (which compare their macro result with this
+    one) share this one run.
+    """
+    from aiida.engine import submit
+
+    from aiida_multiscale.workflows.chain import MultiscaleWorkChain
+
+    if not daemon_client.is_daemon_running:
+        daemon_client.start_daemon(number_workers=2)
+    builder = MultiscaleWorkChain.get_builder_from_protocol(
+        'Al', protocol='fast', codes=codes, overrides=TEST_OVERRIDES
+    )
+    node = submit(builder)
+    start = time.monotonic()
+    while not node.is_terminated:
+        if time.monotonic() - start > CHAIN_TIMEOUT:
+            pytest.fail(f'MultiscaleWorkChain<{node.pk}> did not finish in {CHAIN_TIMEOUT} s')
+        time.sleep(2)
+    node.base.extras.set('test_wall_time', time.monotonic() - start)
+    return node

@@ -1,0 +1,205 @@
+"""Pure physics of the DFT rung (no database, no pw.x): cubic cells, EOS fit and re-centring, stress-strain, Born."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.eos import birchmurnaghan
+
+from aiida_multiscale.dft import elastic, eos, structures
+
+pytestmark = pytest.mark.unit
+
+EV_A3_GPA = eos.EV_PER_ANGSTROM3_TO_GPA
+PSEUDO_DIR = pathlib.Path('/usr/share/espresso/pseudo')
+
+
+# -- structures -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(('element', 'lattice'), [('Al', 'fcc'), ('Cu', 'fcc'), ('Fe', 'bcc'), ('Ni', 'fcc')])
+def test_reference_lattice(element, lattice):
+    assert structures.reference_lattice(element)[0] == lattice
+
+
+@pytest.mark.parametrize(('element', 'words'), [('Si', 'diamond'), ('Mg', 'hcp'), ('Xx', 'not a chemical symbol')])
+def test_reference_lattice_rejects(element, words):
+    with pytest.raises(structures.CubicStructureError, match=words):
+        structures.reference_lattice(element)
+
+
+def test_build_cubic_atoms_functional_scaling():
+    """The LDA guess is 1.5 % below experiment (Al: 4.05 -> 3.99 A), so the first EOS grid brackets 3.96 A."""
+    atoms = structures.build_cubic_atoms('Al', functional='lda')
+    a0 = structures.conventional_lattice_parameter(atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    assert a0 == pytest.approx(4.05 * 0.985, rel=1e-6)
+    assert len(atoms) == 1
+
+
+@pytest.mark.parametrize(
+    ('atoms', 'a0'),
+    [
+        (bulk('Al', 'fcc', a=4.0), 4.0),
+        (bulk('Al', 'fcc', a=4.0, cubic=True), 4.0),
+        (bulk('Fe', 'bcc', a=2.87), 2.87),
+        (bulk('NaCl', 'rocksalt', a=5.6), 5.6),
+        (bulk('CsCl', 'cesiumchloride', a=4.1), 4.1),
+    ],
+)
+def test_cubic_structures_accepted(atoms, a0):
+    structures.check_cubic_structure(atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    assert structures.conventional_lattice_parameter(
+        atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers
+    ) == pytest.approx(a0, rel=1e-9)
+
+
+def test_non_cubic_rejected():
+    atoms = bulk('Mg', 'hcp', a=3.2, c=5.2)
+    with pytest.raises(structures.CubicStructureError, match='not cubic'):
+        structures.check_cubic_structure(atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    tetragonal = bulk('Al', 'fcc', a=4.0, cubic=True)
+    tetragonal.set_cell(tetragonal.cell.array * [1, 1, 1.05], scale_atoms=True)
+    with pytest.raises(structures.CubicStructureError, match='not cubic'):
+        structures.check_cubic_structure(tetragonal.cell.array, tetragonal.get_scaled_positions(), tetragonal.numbers)
+
+
+def test_rotated_cube_rejected():
+    atoms = bulk('Al', 'fcc', a=4.0, cubic=True)
+    atoms.rotate(30, 'z', rotate_cell=True)
+    with pytest.raises(structures.CubicStructureError, match='not along Cartesian'):
+        structures.check_cubic_structure(atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+
+
+def test_diamond_rejected_needs_internal_relaxation():
+    atoms = bulk('Si', 'diamond', a=5.43)
+    with pytest.raises(structures.CubicStructureError, match='inversion centre'):
+        structures.check_cubic_structure(atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+
+
+@pytest.mark.parametrize(
+    ('filename', 'functional'),
+    [('Al.pz-vbc.UPF', 'lda'), ('Cu.pz-d-rrkjus.UPF', 'lda'), ('Cu.pbe-kjpaw.UPF', 'pbe'), ('Si.bhs', None)],
+)
+def test_guess_functional(filename, functional):
+    path = PSEUDO_DIR / filename
+    if not path.exists():
+        pytest.skip(f'{path} not installed')
+    guessed = structures.guess_functional(path.read_text(errors='replace'))
+    if functional is None:
+        assert guessed in {'lda', 'pbe', 'pbesol', 'unknown'}
+    else:
+        assert guessed == functional
+
+
+# -- equation of state ------------------------------------------------------------------------------------------------
+def _bm_energies(volumes, e0=-57.0, b0=82.9, bp=4.3, v0=15.52):
+    return birchmurnaghan(np.asarray(volumes), e0, b0 / EV_A3_GPA, bp, v0)
+
+
+def test_birch_murnaghan_recovers_parameters():
+    volumes = eos.eos_grid(15.8, 7, 0.06)
+    fit = eos.fit_birch_murnaghan(volumes, _bm_energies(volumes))
+    assert fit['bracketed']
+    assert fit['v0'] == pytest.approx(15.52, rel=1e-6)
+    assert fit['b0'] == pytest.approx(82.9, rel=1e-5)
+    assert fit['bp'] == pytest.approx(4.3, rel=1e-4)
+    assert fit['e0'] == pytest.approx(-57.0, abs=1e-8)
+    assert fit['b0_std'] < 1e-3
+
+
+def test_birch_murnaghan_std_reflects_noise():
+    """Noise of 0.2 meV on the energies gives a B0 std of the order of 1 GPa, and the true B0 within a few std."""
+    rng = np.random.default_rng(4)
+    volumes = eos.eos_grid(15.5, 7, 0.06)
+    energies = _bm_energies(volumes) + rng.normal(0, 2e-4, size=7)
+    fit = eos.fit_birch_murnaghan(volumes, energies)
+    assert 0.1 < fit['b0_std'] < 10
+    assert abs(fit['b0'] - 82.9) < 4 * fit['b0_std']
+    assert abs(fit['v0'] - 15.52) < 4 * fit['v0_std']
+
+
+@pytest.mark.parametrize('centre', [17.2, 14.0])
+def test_unbracketed_grid_recentres_towards_minimum(centre):
+    """A grid centred 10 % off V0 is not bracketed; the shift moves towards V0 by a whole number of steps."""
+    volumes = eos.eos_grid(centre, 7, 0.06)
+    energies = _bm_energies(volumes)
+    fit = eos.fit_birch_murnaghan(volumes, energies)
+    assert not fit['bracketed']
+    shift = eos.recentre_grid(volumes, energies, fit)
+    assert np.sign(shift) == np.sign(15.52 - centre)
+    step = volumes[1] - volumes[0]
+    new_volumes = volumes + shift * step
+    new_fit = eos.fit_birch_murnaghan(new_volumes, _bm_energies(new_volumes))
+    assert new_fit['bracketed'] or eos.recentre_grid(new_volumes, _bm_energies(new_volumes), new_fit) != 0
+    assert abs(np.mean(new_volumes) - 15.52) < abs(centre - 15.52)
+
+
+def test_bracketed_grid_is_not_moved():
+    volumes = eos.eos_grid(15.6, 7, 0.06)
+    energies = _bm_energies(volumes)
+    assert eos.recentre_grid(volumes, energies, eos.fit_birch_murnaghan(volumes, energies)) == 0
+
+
+def test_eos_grid_rejects_bad_settings():
+    with pytest.raises(ValueError, match='at least 5'):
+        eos.eos_grid(10, 3, 0.05)
+    with pytest.raises(ValueError, match='eos_volume_range'):
+        eos.eos_grid(10, 7, 0.8)
+
+
+# -- stress-strain ----------------------------------------------------------------------------------------------------
+def _stresses(deltas, c11, c12, c44, nonlinear=0.0, pressure=0.0):
+    """Physical stress of a cubic crystal under elastic_strain(delta), with an even non-linear term and pre-stress."""
+    result = []
+    for d in deltas:
+        s = np.zeros((3, 3))
+        s[0, 0] = c11 * d + nonlinear * d**2
+        s[1, 1] = s[2, 2] = c12 * d + 0.5 * nonlinear * d**2
+        s[1, 2] = s[2, 1] = c44 * d + 0.3 * nonlinear * d**2
+        result.append(s - pressure * np.eye(3))
+    return np.array(result)
+
+
+def test_strain_round_trip_from_cells():
+    cell = bulk('Al', 'fcc', a=3.96).cell.array
+    eps = elastic.elastic_strain(0.01)
+    strained = cell @ (np.eye(3) + eps).T
+    assert np.allclose(elastic.strain_from_cells(cell, strained), eps, atol=1e-12)
+
+
+def test_cubic_fit_recovers_constants_despite_nonlinearity_and_prestress():
+    deltas = [-0.01, -0.005, 0.0, 0.005, 0.01]
+    strains = [elastic.elastic_strain(d) for d in deltas]
+    fit = elastic.fit_cubic_elastic_constants(strains, _stresses(deltas, 117, 66, 30, nonlinear=-1000, pressure=0.4))
+    assert fit['c11'] == pytest.approx(117, abs=1e-8)
+    assert fit['c12'] == pytest.approx(66, abs=1e-8)
+    assert fit['c44'] == pytest.approx(30, abs=1e-8)
+    assert fit['residual_pressure'] == pytest.approx(0.4, abs=1e-6)
+    assert fit['symmetry_error'] < 1e-8
+    assert fit['c11_std'] < 1e-6
+
+
+def test_cubic_fit_std_from_residuals():
+    rng = np.random.default_rng(1)
+    deltas = [-0.01, -0.005, 0.0, 0.005, 0.01]
+    stresses = _stresses(deltas, 117, 66, 30) + rng.normal(0, 0.02, size=(5, 3, 3))
+    stresses = 0.5 * (stresses + stresses.transpose(0, 2, 1))
+    fit = elastic.fit_cubic_elastic_constants([elastic.elastic_strain(d) for d in deltas], stresses)
+    for name, true in (('c11', 117), ('c12', 66), ('c44', 30)):
+        assert fit[f'{name}_std'] > 0.1
+        assert abs(fit[name] - true) < 5 * fit[f'{name}_std']
+
+
+def test_cubic_fit_rejects_other_strains():
+    tetragonal = [np.diag([d, 0, 0]) for d in (-0.01, 0.01)]
+    with pytest.raises(ValueError, match='not of the form'):
+        elastic.fit_cubic_elastic_constants(tetragonal, np.zeros((2, 3, 3)))
+
+
+def test_born_stability():
+    assert elastic.born_stability_violations(117, 66, 30) == []
+    assert any('C11 - C12' in v for v in elastic.born_stability_violations(60, 66, 30))
+    assert any('C44' in v for v in elastic.born_stability_violations(117, 66, -1))
+    assert any('C11 + 2 C12' in v for v in elastic.born_stability_violations(10, -20, 5))
+    assert elastic.bulk_modulus_from_cij(117, 66) == pytest.approx(83.0)

@@ -1,0 +1,114 @@
+"""Tests of ``FemWorkChain``: validators, protocol builder, and a real run on a small polycrystal."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.common.links import LinkType
+from aiida.engine import run_get_node
+
+from aiida_multiscale import mechanics
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.workflows.fem import FemWorkChain, fem_mechanics
+
+
+def _elastic(c11=108.2, c12=61.3, c44=28.5, unit='GPa'):
+    return HandoffData(
+        {
+            name: {'value': value, 'unit': unit, 'std': None, 'note': 'test'}
+            for name, value in (('c11', c11), ('c12', c12), ('c44', c44))
+        }
+    )
+
+
+def _voronoi(n=6, size=16, seed=5):
+    rng = np.random.default_rng(seed)
+    seeds = rng.uniform(0, size, (n, 2))
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    dx, dy = np.abs(xx[..., None] - seeds[:, 0]), np.abs(yy[..., None] - seeds[:, 1])
+    labels = np.argmin(np.minimum(dx, size - dx) ** 2 + np.minimum(dy, size - dy) ** 2, axis=-1)
+    euler = np.column_stack(
+        [rng.uniform(0, 360, n), np.degrees(np.arccos(rng.uniform(-1, 1, n))), rng.uniform(0, 360, n)]
+    )
+    return MicrostructureData(grain_ids=labels, pixel_size=0.25e-6, euler_angles=euler)
+
+
+@pytest.mark.parametrize(
+    ('elastic', 'match'),
+    [
+        (lambda: _elastic(50, 60, 20), r'C11 - C12 = -10 must be > 0 \(C11 = 50, C12 = 60\)'),
+        (lambda: _elastic(100, 50, -1), 'C44 = -1 must be > 0'),
+        (lambda: _elastic(100, -60, 20), 'C11 \\+ 2 C12'),
+        (lambda: HandoffData({'c11': {'value': 1, 'unit': 'GPa'}}), r"\['c12', 'c44'\] are missing"),
+        (lambda: _elastic(unit='eV'), 'must be pressures'),
+    ],
+)
+def test_elastic_validator(codes, elastic, match):
+    with pytest.raises(ValueError, match=match):
+        builder = FemWorkChain.get_builder_from_protocol(codes['moose'], _voronoi(), elastic(), protocol='fast')
+        run_get_node(builder)
+
+
+@pytest.mark.parametrize(
+    ('parameters', 'match'),
+    [
+        ({'applied_strain': 0.5}, r'applied_strain = 0.5 must be a number in \(0.0, 0.05\]'),
+        ({'mesh_scale': 0}, 'mesh_scale'),
+        ({'thickness': 'thin'}, 'thickness'),
+        ({'strain': 1e-3}, r"unknown keys \['strain'\]"),
+        ({'mesh_scale': 4.0}, None),  # valid alone; the mesh check below catches it for a big map
+    ],
+)
+def test_parameters_validator(codes, parameters, match):
+    micro = MicrostructureData(grain_ids=np.zeros((200, 200), int), pixel_size=1e-8, euler_angles=[[0, 0, 0]])
+    with pytest.raises(ValueError, match=match or 'at most 250000: lower mesh_scale'):
+        builder = FemWorkChain.get_builder_from_protocol(codes['moose'], micro, _elastic())
+        builder.parameters = orm.Dict(parameters)  # the port validator, not the protocol, must catch these
+        run_get_node(builder)
+
+
+def test_protocol_builder(codes):
+    overrides = {'parameters': {'applied_strain': 2e-3, 'thickness': None}, 'options': {'max_wallclock_seconds': 60}}
+    original = copy.deepcopy(overrides)
+    builder = FemWorkChain.get_builder_from_protocol(
+        codes['moose'], protocol='precise', overrides=overrides, options={'queue_name': 'debug'}
+    )
+    assert overrides == original
+    assert builder.parameters.get_dict() == {'applied_strain': 2e-3, 'mesh_scale': 2.0}
+    assert builder.moose.metadata.options['max_wallclock_seconds'] == 60
+    assert builder.moose.metadata.options['queue_name'] == 'debug'
+    with pytest.raises(ValueError, match="unknown override key 'parameters.strain'"):
+        FemWorkChain.get_builder_from_protocol(codes['moose'], overrides={'parameters': {'strain': 1}})
+    assert set(FemWorkChain.get_available_protocols()) == {'fast', 'moderate', 'precise'}
+
+
+@pytest.mark.real_code
+def test_real_polycrystal(codes, tmp_path):
+    micro = _voronoi()
+    builder = FemWorkChain.get_builder_from_protocol(codes['moose'], micro, _elastic(108.2e9, 61.3e9, 28.5e9, 'Pa'))
+    results, node = run_get_node(builder)
+    assert node.exit_status == 0, node.exit_message
+    result = results['mechanics']
+    youngs = result.value('youngs_modulus', 'GPa')
+    reuss, voigt = result.value('youngs_modulus_reuss', 'GPa'), result.value('youngs_modulus_voigt', 'GPa')
+    # bounds recomputed here, independently of the work chain's calcfunction
+    bounds = mechanics.voigt_reuss_hill(108.2, 61.3, 28.5, micro.euler_angles, micro.area_fractions)
+    assert reuss == pytest.approx(bounds['youngs_modulus_reuss']) and voigt == pytest.approx(
+        bounds['youngs_modulus_voigt']
+    )
+    assert reuss < youngs < voigt
+    assert 0.3 < result.value('poisson_ratio') < 0.4
+    assert result.value('stress_concentration') > 1.0
+    assert result['youngs_modulus'].unit == 'Pa'
+    # provenance: the numbers come from the calcfunction, whose inputs are the MOOSE output and the handoffs
+    creator = result.base.links.get_incoming(link_type=LinkType.CREATE).one().node
+    assert creator.process_label == 'fem_mechanics'
+    with results['stress_map'].open(mode='rb') as handle:
+        assert handle.read(4) == b'\x89PNG'
+    assert fem_mechanics.__name__ == 'fem_mechanics'
+    calc = node.base.links.get_outgoing(link_label_filter='iteration_01').one().node
+    assert calc.exit_status == 0 and set(calc.inputs.files.keys()) == {'euler_angles'}

@@ -1,0 +1,233 @@
+"""Bad input to MdWorkChain and ``launch md`` is refused before submission, with a message naming the fix (no lmp).
+
+Also the workaround of the aiida-lammps 1.0.2 ``get_or_create`` class-attribute bug: creating our potentials leaves
+``LammpsPotentialData``'s properties intact, so two potentials report their own pair styles.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+from aiida import orm
+from aiida.engine import run
+from click.testing import CliRunner
+
+from aiida_multiscale.cli import cli
+from aiida_multiscale.md.potentials import _class_tags, get_or_create_potential, potentials_folder
+from aiida_multiscale.workflows.md import MdWorkChain
+
+
+def _raw_potential(content: bytes, filename: str, pair_style: str, species: list[str]):
+    """A LammpsPotentialData made without our validation (as a user of aiida-lammps could make it)."""
+    from aiida_lammps.data.potential import LammpsPotentialData
+
+    stream = io.BytesIO(content)
+    tags = {'pair_style': pair_style, 'species': species, 'atom_style': 'atomic', 'units': 'metal', 'extra_tags': {}}
+    with _class_tags(LammpsPotentialData, tags):
+        return LammpsPotentialData(stream, filename=filename).store()
+
+
+def _builder(codes, potential, element='Al', **extra):
+    builder = MdWorkChain.get_builder()
+    builder.code = codes['lmp']
+    builder.element = orm.Str(element)
+    builder.potential = potential
+    for key, value in extra.items():
+        setattr(builder, key, value)
+    return builder
+
+
+def _al_mm():
+    return get_or_create_potential(potentials_folder() / 'Al_mm.eam.fs', 'Al').store()
+
+
+def test_species_mismatch_rejected(codes):
+    cu = (potentials_folder() / 'Cu_zhou.eam.alloy').read_bytes()
+    potential = _raw_potential(cu, 'Cu_zhou.eam.alloy', 'eam/alloy', ['Al'])  # wrongly declared species
+    with pytest.raises(ValueError, match=r"provides species \['Cu'\], not 'Al'"):
+        run(_builder(codes, potential))
+
+
+def test_unknown_pair_style_rejected(codes):
+    al = (potentials_folder() / 'Al_mm.eam.fs').read_bytes()
+    potential = _raw_potential(al, 'Al_mm.eam.fs', 'lj/cut', ['Al'])
+    with pytest.raises(ValueError, match="unknown or unsupported pair style 'lj/cut'"):
+        run(_builder(codes, potential))
+
+
+def test_corrupt_potential_rejected(codes):
+    al = (potentials_folder() / 'Al_mm.eam.fs').read_bytes()[:30000]
+    potential = _raw_potential(al, 'Al_cut.eam.fs', 'eam/fs', ['Al'])
+    with pytest.raises(ValueError, match="'Al_cut.eam.fs' is not a valid eam/fs file"):
+        run(_builder(codes, potential))
+
+
+@pytest.mark.parametrize('value', [0, -0.1, float('nan')])
+def test_threshold_not_positive_rejected(codes, value):
+    with pytest.raises(ValueError, match='thresholds: a0 = .* must be a relative error > 0'):
+        run(_builder(codes, _al_mm(), thresholds=orm.Dict({'a0': value})))
+
+
+def test_bcc_element_rejected(codes):
+    with pytest.raises(ValueError, match="element 'Fe' is bcc.*only fcc metals"):
+        run(_builder(codes, _al_mm(), element='Fe'))
+
+
+def test_bad_parameters_rejected(codes):
+    with pytest.raises(ValueError, match='strains must be symmetric'):
+        run(_builder(codes, _al_mm(), parameters=orm.Dict({'bulk': {'strains': [0.01, 0.02]}})))
+    with pytest.raises(ValueError, match="unknown keys \\['shift'\\]"):
+        run(_builder(codes, _al_mm(), parameters=orm.Dict({'gb': {'shift': [2, 2]}})))
+
+
+def test_protocol_overrides_validated(codes):
+    with pytest.raises(ValueError, match="unknown override key 'thresholds.a00'"):
+        MdWorkChain.get_builder_from_protocol(codes['lmp'], 'Al', overrides={'thresholds': {'a00': 0.1}})
+    builder = MdWorkChain.get_builder_from_protocol(codes['lmp'], 'Al', protocol='fast',
+                                                    overrides={'thresholds': {'c44': None}})  # fmt: skip
+    assert 'c44' not in builder.thresholds.get_dict()
+    assert builder.parameters['gb']['shifts'] == [2, 2]
+    assert set(MdWorkChain.get_available_protocols()) == {'fast', 'moderate', 'precise'}
+
+
+def test_potential_class_attributes_intact(codes):
+    """Workaround of the aiida-lammps get_or_create bug: each node keeps its own pair_style via the property."""
+    from aiida_lammps.data.potential import LammpsPotentialData
+
+    first = get_or_create_potential(potentials_folder() / 'Al_mm.eam.fs', 'Al')
+    second = get_or_create_potential(potentials_folder() / 'Al_zhou.eam.alloy', 'Al')
+    assert isinstance(LammpsPotentialData.__dict__['pair_style'], property)
+    assert (first.pair_style, second.pair_style) == ('eam/fs', 'eam/alloy')
+    assert second.base.attributes.get('title')
+
+
+def test_default_potential_recorded(codes):
+    """The default Al potential carries title, file name, md5 and the (honestly unknown) citation note."""
+    builder = MdWorkChain.get_builder_from_protocol(codes['lmp'], 'Al')
+    potential = builder.potential
+    attributes = potential.base.attributes
+    assert attributes.get('filename') == 'Al_mm.eam.fs'
+    assert len(attributes.get('md5')) == 32
+    assert 'Mendelev' in attributes.get('title')
+    assert 'CITATION: Unknown' in attributes.get('description')
+
+
+@pytest.mark.parametrize(
+    ('args', 'message'),
+    [
+        (['--element', 'Al', '--potential', '/nonexistent/Al.eam.fs'], 'cannot be read'),
+        (['--element', 'Al', '--potential', str(potentials_folder() / 'Cu_zhou.eam.alloy')], "provides species ['Cu']"),
+        (['--element', 'Al', '--potential', str(potentials_folder() / 'README')], 'cannot tell the pair style'),
+        (['--element', 'Fe'], "element 'Fe' is bcc"),
+        (['--element', 'Al', '--dft', '999999999'], '--dft: no node'),
+    ],
+)  # fmt: skip
+def test_cli_bad_input(codes, args, message):
+    result = CliRunner().invoke(cli, ['launch', 'md', *args])
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert 'Traceback' not in result.output
+
+
+def test_cli_dft_option_mock_dft_workchain(codes):
+    """``--dft`` resolves a finished work chain, or one of its outputs, to its ``eos`` and ``elastic`` (a workfunction
+    stands in for DftWorkChain here; the real one is exercised by the chain tests)."""
+    from aiida.engine import workfunction
+
+    from aiida_multiscale.cli.launch_md import load_dft_handoff
+    from aiida_multiscale.data.handoff import HandoffData
+
+    eos = HandoffData({'a0': {'value': 3.96, 'unit': 'angstrom'}}).store()
+    elastic = HandoffData({n: {'value': v, 'unit': 'GPa'} for n, v in (('c11', 110), ('c12', 60), ('c44', 30))}).store()
+
+    @workfunction
+    def mock_dft(eos, elastic):
+        return {'eos': eos, 'elastic': elastic}
+
+    _, node = mock_dft.run_get_node(eos=eos, elastic=elastic)
+    for identifier in (node.pk, node.uuid, eos.pk):
+        found = load_dft_handoff(str(identifier))
+        assert [n.uuid for n in found] == [eos.uuid, elastic.uuid]
+    result = CliRunner().invoke(cli, ['launch', 'md', '--element', 'Al', '--dft', str(codes['lmp'].pk)])
+    assert result.exit_code == 1 and 'not returned by a DftWorkChain' in result.output
+
+
+def _handoff(quantities: dict, unit: str, **kwargs):
+    from aiida_multiscale.data.handoff import HandoffData
+
+    return HandoffData({n: {'value': v, 'unit': unit, 'std': s} for n, (v, s) in quantities.items()}, **kwargs).store()
+
+
+@pytest.mark.parametrize(
+    ('dft_a0', 'dft_c44', 'accept', 'verdict', 'failed'),
+    [
+        (3.959, 37.0, False, 'pass', []),  # FACTS: Al LDA a0 3.959 A, C44 37 GPa at 32^3 k
+        (3.959, 27.0, False, 'fail', ['c44']),  # C44 27 GPa at 24^3: Al_mm's 32.6 is 21 % above
+        (3.959 * 1.3, 37.0, True, 'accepted_by_user', ['a0']),
+    ],
+)  # fmt: skip
+def test_check_potential_calcfunction(codes, dft_a0, dft_c44, accept, verdict, failed):
+    """Relative errors, first-order std and the verdict of check_potential (no lmp: the MD numbers are given)."""
+    from aiida_multiscale.data.handoff import HandoffData
+    from aiida_multiscale.workflows.md import check_potential
+
+    md = HandoffData({
+        'a0_md': {'value': 4.0453, 'unit': 'angstrom'},
+        **{name: {'value': value, 'unit': 'GPa', 'std': std}
+           for name, value, std in (('c11_md', 110.1, 0.8), ('c12_md', 61.4, 0.3), ('c44_md', 32.6, 0.1),
+                                    ('bulk_modulus_md', 77.6, None))},
+    }).store()  # fmt: skip
+    eos = HandoffData({'a0': {'value': dft_a0, 'unit': 'angstrom', 'std': 0.002},
+                       'bulk_modulus': {'value': 82.9, 'unit': 'GPa', 'std': 1.0}}).store()  # fmt: skip
+    elastic = _handoff({'c11': (126.0, 2.0), 'c12': (61.0, 2.0), 'c44': (dft_c44, 2.0)}, 'GPa')
+    check = check_potential(md, eos, elastic, orm.Dict({'a0': 0.03, 'c44': 0.15}), orm.Bool(accept))
+    assert check.metadata['verdict'] == verdict
+    assert [entry.split()[0] for entry in check.metadata['failed']] == failed
+    assert check.value('a0_relative_error') == pytest.approx(4.0453 / dft_a0 - 1)
+    c44 = check['c44_relative_error']
+    assert c44.value == pytest.approx(32.6 / dft_c44 - 1)
+    assert c44.std == pytest.approx(32.6 / dft_c44 * math.hypot(0.1 / 32.6, 2.0 / dft_c44))
+    assert 'not checked' in check['bulk_modulus_relative_error'].note  # no threshold given for it
+    assert check.creator.inputs.accept_potential.value is accept
+
+
+def test_analyse_grain_boundary_on_recorded_runs(codes):
+    """The calcfunction on recorded Al_zhou runs (FolderData as lammps.raw retrieves it): 0.357 J/m^2, std and the
+    size difference; a second size that disagrees by 5 % shows in the metadata that drives exit 410."""
+    import pathlib
+
+    from aiida_multiscale.data.handoff import HandoffData
+    from aiida_multiscale.workflows.md import analyse_grain_boundary
+
+    folder = pathlib.Path(__file__).parent / 'fixtures' / 'lammps' / 'gb_scan_al_zhou'
+    scan = orm.FolderData(tree=folder).store()
+    bulk = HandoffData({
+        'a0_md': {'value': 4.08165490078, 'unit': 'angstrom'},
+        'cohesive_energy': {'value': 3.57999865993, 'unit': 'eV'},
+        **{f'{n}_md': {'value': v, 'unit': 'GPa', 'std': 0.1} for n, v in (('c11', 127.1), ('c12', 81.4), ('c44', 36))},
+    }).store()  # fmt: skip
+    parameters = orm.Dict({'gb': {'repeats': [1, 2, 3], 'size_check_repeats': [1, 3, 4]}})
+    outputs = analyse_grain_boundary(bulk, parameters, scan, scan)
+    md = outputs['md_properties']
+    assert md.value('gb_energy', 'J/m^2') == pytest.approx(0.357, abs=0.003)
+    assert md['gb_energy'].std == pytest.approx(0.0, abs=1e-6)  # two starts reached the minimum, same size twice
+    assert md.metadata['gb']['relative_size_difference'] == 0.0
+    assert set(md.names) == {'a0_md', 'cohesive_energy', 'c11_md', 'c12_md', 'c44_md', 'gb_energy'}
+    assert (md.from_scale, md.to_scale) == ('md', 'mesoscale')
+    assert len(outputs['gb_scan']['energies_small']) == 8
+
+    # A "larger cell" whose energies are 5 % higher: the size difference is reported and exceeds the 2 % tolerance.
+    lines = []
+    for line in (folder / 'results.dat').read_text().splitlines():
+        parts = line.split()
+        natoms, energy = int(parts[2]), float(parts[3])
+        parts[3] = repr(energy + 0.05 * (energy + natoms * 3.57999865993))
+        lines.append(' '.join(parts))
+    large = orm.FolderData()
+    large.base.repository.put_object_from_bytes(('\n'.join(lines) + '\n').encode(), 'results.dat')
+    large.base.repository.put_object_from_file(str(folder / 'lammps.out'), 'lammps.out')
+    md = analyse_grain_boundary(bulk, parameters, scan, large.store())['md_properties']
+    assert md.metadata['gb']['relative_size_difference'] == pytest.approx(0.05 / 1.05, rel=1e-3)
+    assert md['gb_energy'].std == pytest.approx(0.05 * 0.357, rel=0.01)

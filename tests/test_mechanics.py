@@ -1,0 +1,84 @@
+"""Tests of the pure elasticity helpers against closed forms: rotation, directional modulus, Voigt/Reuss/Hill."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aiida_multiscale import mechanics as m
+
+pytestmark = pytest.mark.unit
+AL = (108.2, 61.3, 28.5)  # GPa, FACTS.md
+
+
+def test_e100_and_directional_modulus_agree_with_compliance():
+    s = np.linalg.inv(m.cubic_stiffness(*AL))
+    assert m.e100(*AL) == pytest.approx(1 / s[0, 0])
+    assert m.directional_modulus(*AL, [1, 0, 0]) == pytest.approx(m.e100(*AL))
+    # <111>: 1/E = S11 - 2 (S11 - S12 - S44/2) / 3
+    expected = 1 / (s[0, 0] - 2 * (s[0, 0] - s[0, 1] - s[3, 3] / 2) / 3)
+    assert m.directional_modulus(*AL, [1, 1, 1]) == pytest.approx(expected)
+    assert m.directional_modulus(*AL, [1, 1, 1]) > m.e100(*AL)  # Al: A = 2 C44/(C11-C12) > 1
+
+
+def test_bunge_matrix_is_a_rotation_and_known_case():
+    g = m.bunge_matrix(30.0, 40.0, 50.0)
+    np.testing.assert_allclose(g @ g.T, np.eye(3), atol=1e-14)
+    assert np.linalg.det(g) == pytest.approx(1.0)
+    # phi1 alone: sample x is seen at -phi1 in the crystal (passive rotation about z)
+    np.testing.assert_allclose(
+        m.bunge_matrix(30, 0, 0) @ [1, 0, 0], [np.cos(np.radians(30)), -np.sin(np.radians(30)), 0], atol=1e-14
+    )
+
+
+@pytest.mark.parametrize('angles', [(0, 0, 0), (30, 40, 50), (45, 54.7356, 0), (123, 77, 301)])
+def test_rotated_stiffness_gives_directional_modulus(angles):
+    """E along sample x of a rotated crystal = E along the crystal direction that sample x maps to (g[:, 0])."""
+    c = m.sample_stiffnesses(*AL, [angles])[0]
+    np.testing.assert_allclose(c, m.rotate_stiffness(m.cubic_stiffness(*AL), m.bunge_matrix(*angles).T), atol=1e-10)
+    np.testing.assert_allclose(c, c.T, atol=1e-10)
+    e_x, _ = m.moduli_from_compliance(np.linalg.inv(c))
+    assert e_x == pytest.approx(m.directional_modulus(*AL, m.bunge_matrix(*angles)[:, 0]), rel=1e-12)
+
+
+def test_isotropic_material_is_rotation_invariant():
+    c11, c12, c44 = m.isotropic_cubic_constants(70.0, 0.3)
+    bounds = m.voigt_reuss_hill(c11, c12, c44, np.random.default_rng(1).uniform(0, 90, (5, 3)))
+    for key in ('voigt', 'reuss', 'hill'):
+        assert bounds[f'youngs_modulus_{key}'] == pytest.approx(70.0)
+        assert bounds[f'poisson_ratio_{key}'] == pytest.approx(0.3)
+
+
+def test_random_texture_bounds_match_isotropic_voigt_reuss():
+    """Many random orientations: the directional bounds tend to the classical isotropic Voigt/Reuss formulas."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    # uniform random orientations: phi1, phi2 uniform, cos(Phi) uniform
+    euler = np.column_stack(
+        [rng.uniform(0, 360, n), np.degrees(np.arccos(rng.uniform(-1, 1, n))), rng.uniform(0, 360, n)]
+    )
+    bounds = m.voigt_reuss_hill(*AL, euler)
+    c11, c12, c44 = AL
+    bulk = (c11 + 2 * c12) / 3
+    g_voigt = (c11 - c12 + 3 * c44) / 5
+    g_reuss = 5 * (c11 - c12) * c44 / (4 * c44 + 3 * (c11 - c12))
+    assert bounds['youngs_modulus_voigt'] == pytest.approx(9 * bulk * g_voigt / (3 * bulk + g_voigt), rel=5e-3)
+    assert bounds['youngs_modulus_reuss'] == pytest.approx(9 * bulk * g_reuss / (3 * bulk + g_reuss), rel=5e-3)
+    assert bounds['youngs_modulus_reuss'] < bounds['youngs_modulus_hill'] < bounds['youngs_modulus_voigt']
+
+
+def test_single_grain_bounds_collapse():
+    bounds = m.voigt_reuss_hill(*AL, [[10, 20, 30]])
+    assert bounds['youngs_modulus_voigt'] == pytest.approx(bounds['youngs_modulus_reuss'])
+
+
+def test_born_stability():
+    assert m.born_stability_errors(*AL) == []
+    errors = m.born_stability_errors(50.0, 60.0, -1.0)
+    assert any('C44' in e for e in errors) and any('C11 - C12' in e for e in errors)
+    assert m.born_stability_errors(100.0, -60.0, 10.0)[0].startswith('C11 + 2 C12')
+
+
+def test_von_mises():
+    assert m.von_mises(np.diag([2.0, 0, 0])) == pytest.approx(2.0)
+    assert m.von_mises(np.eye(3) * 5) == pytest.approx(0.0)

@@ -1,0 +1,119 @@
+"""Tests of ``MooseCalculation``: port validation before submission, and a real MOOSE run through AiiDA."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+
+from aiida_multiscale.calculations.moose import MooseCalculation
+from aiida_multiscale.moose.hit import render_hit
+
+
+def _input(mesh_file: str | None = None) -> str:
+    """Transient diffusion; with ``mesh_file`` the mesh comes from an auxiliary CSV read by PiecewiseConstantFromCSV."""
+    blocks = {
+        'Mesh': {'gen': {'type': 'GeneratedMeshGenerator', 'dim': 2, 'nx': 4, 'ny': 4}},
+        'Variables': {'u': {}},
+        'Kernels': {'dt': {'type': 'TimeDerivative', 'variable': 'u'}, 'diff': {'type': 'Diffusion', 'variable': 'u'}},
+        'BCs': {
+            'left': {'type': 'DirichletBC', 'variable': 'u', 'boundary': 'left', 'value': 0},
+            'right': {'type': 'FunctionDirichletBC', 'variable': 'u', 'boundary': 'right', 'function': 'right'},
+        },
+        'Functions': {'right': {'type': 'ParsedFunction', 'expression': '1'}},
+        'Executioner': {
+            'type': 'Transient',
+            'num_steps': 2,
+            'dt': 0.1,
+            'solve_type': 'NEWTON',
+            'petsc_options_iname': '-pc_type',
+            'petsc_options_value': 'ilu',
+        },
+        'Postprocessors': {'average': {'type': 'ElementAverageValue', 'variable': 'u'}},
+        'Outputs': {'csv': True, 'exodus': True, 'file_base': 'result'},
+    }
+    if mesh_file:
+        # the right-boundary value is read from the auxiliary file: proves it was copied next to the input
+        blocks['Functions']['right'] = {'type': 'PiecewiseLinear', 'data_file': mesh_file, 'format': 'columns'}
+    return render_hit(blocks)
+
+
+def _builder(code, **kwargs):
+    builder = MooseCalculation.get_builder()
+    builder.code = code
+    builder.metadata.options.max_wallclock_seconds = 300
+    for key, value in kwargs.items():
+        setattr(builder, key, value)
+    return builder
+
+
+@pytest.mark.real_code
+def test_real_run_with_auxiliary_file_and_threads(codes):
+    aux = orm.SinglefileData(io.BytesIO(b'0,2\n1,2\n'), filename='boundary.csv')
+    builder = _builder(
+        codes['moose'],
+        input_file=orm.Str(_input('boundary.csv')),
+        files={'boundary': aux},
+        threads=orm.Int(1),
+        cmdline=orm.List(['--error-unused']),
+    )
+    results, node = run_get_node(builder)
+    assert node.exit_status == 0, node.exit_message
+    series = results['postprocessors']
+    np.testing.assert_allclose(series.get_array('time'), [0.0, 0.1, 0.2])
+    # boundary value 2 from the auxiliary CSV: the mean temperature heads towards 1 (mean of 0 and 2), not 1/2
+    assert 0.5 < results['output_parameters']['postprocessors']['average'] < 1.0
+    assert results['exodus'].filename == 'result.e'
+    assert results['output_parameters']['csv_file'] == 'result.csv'
+    retrieved = set(node.outputs.retrieved.base.repository.list_object_names())
+    assert {'moose.log', 'result.csv', 'result.e', 'boundary.csv'} <= retrieved
+
+
+@pytest.mark.real_code
+def test_real_input_error(codes):
+    text = _input().replace('  num_steps = 2', '  num_steps = 2\n  nonsense_parameter = 3')
+    _, node = run_get_node(
+        _builder(codes['moose'], input_file=orm.SinglefileData(io.BytesIO(text.encode()), filename='x.i'))
+    )
+    assert node.exit_status == MooseCalculation.exit_codes.ERROR_MOOSE_INPUT.status
+    assert 'nonsense_parameter' in node.exit_message
+
+
+def _file(content: bytes, name: str):
+    return orm.SinglefileData(io.BytesIO(content), filename=name)
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'match'),
+    [
+        (lambda: {'threads': orm.Int(0)}, 'threads must be between 1'),
+        (lambda: {'cmdline': orm.List(['--mesh-only'])}, 'cmdline'),
+        (lambda: {'cmdline': orm.List(['Outputs/file_base=/tmp/x'])}, 'cmdline'),
+        (lambda: {'cmdline': orm.List(['--n-threads=4'])}, 'threads'),
+        (lambda: {'input_file': orm.Str('  ')}, 'input_file is empty'),
+        (lambda: {'files': {'a': _file(b'x', 'moose.i')}}, 'clashes'),
+        (lambda: {'files': {'a': _file(b'x', 'a.csv'), 'b': _file(b'y', 'a.csv')}}, 'same file name'),
+    ],
+)
+def test_validation_before_submission(codes, kwargs, match):
+    arguments = {'input_file': orm.Str(_input())}
+    arguments.update(kwargs())
+    with pytest.raises(ValueError, match=match):
+        run_get_node(_builder(codes['moose'], **arguments))
+
+
+def test_dry_run_command_line(codes, tmp_path):
+    builder = _builder(
+        codes['moose'], input_file=orm.Str(_input()), threads=orm.Int(2), cmdline=orm.List(['Executioner/num_steps=1'])
+    )
+    builder.metadata.dry_run = True
+    builder.metadata.store_provenance = False
+    _, node = run_get_node(builder)
+    folder = node.dry_run_info['folder']
+    import pathlib
+
+    script = (pathlib.Path(folder) / '_aiidasubmit.sh').read_text()
+    assert "'-i' 'moose.i' '--color' 'off' '--n-threads=2' 'Executioner/num_steps=1'  > 'moose.log' 2>&1" in script

@@ -1,0 +1,520 @@
+"""Walltime restarts of the MOOSE rungs: MOOSE checkpoint/recover through a real Slurm kill, and the handlers' logic.
+
+The slow test lets Slurm kill a one-cycle PhaseFieldWorkChain at a 1-minute time limit and checks that the work chain
+continues it from its MOOSE checkpoint (``--recover`` in a new MooseCalculation whose ``parent_folder`` is the killed
+run's remote folder) to exactly the postprocessor values of an uninterrupted run of the same input.  The first job is
+frozen (SIGSTOP) right after its first checkpoint, so that the kill does not depend on how fast the machine is.  The
+fast tests check the decisions (recover, more time, give up) on mock nodes, the calculation's command line and copy
+list in a dry run, its validation, and the parser's checkpoint report and CSV de-duplication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import pathlib
+import signal
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.common.links import LinkType
+from aiida.engine import run_get_node
+
+from aiida_multiscale.calculations.moose import CHECKPOINT_DIRECTORY, MooseCalculation, checkpoint_input
+from aiida_multiscale.moose.hit import render_hit
+from aiida_multiscale.parsers.moose import MooseParser, latest_checkpoint, parse_csv
+from aiida_multiscale.workflows.fem import FemWorkChain
+from aiida_multiscale.workflows.moose_restart import walltime_restart
+from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain
+
+FIXTURES = pathlib.Path(__file__).parent / 'fixtures' / 'moose'
+OUT_OF_WALLTIME = 120
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Decisions on mock nodes
+# ---------------------------------------------------------------------------------------------------------------------
+class _MockNode:
+    """What the walltime handlers read of a killed MooseCalculation: options, exit status, outputs."""
+
+    def __init__(self, walltime=3600, checkpoint=None, parameters=True, exit_status=OUT_OF_WALLTIME):
+        self.pk = 42
+        self.process_label = 'MooseCalculation'
+        self.exit_status = exit_status
+        self.exit_message = 'killed'
+        self.is_failed = exit_status != 0
+        self._walltime = walltime
+        outputs = {'remote_folder': types.SimpleNamespace(label='remote folder of the killed run')}
+        if parameters:
+            outputs['output_parameters'] = types.SimpleNamespace(get_dict=lambda: {'checkpoint': checkpoint})
+        self.outputs = AttributeDict(outputs)
+
+    def get_option(self, name):
+        return {'max_wallclock_seconds': self._walltime}.get(name)
+
+
+NEW = {'time_step': 20, 'time': 1039.31, 'new': True}
+OLD = {'time_step': 20, 'time': 1039.31, 'new': False}
+
+
+@pytest.mark.parametrize(
+    ('node', 'kwargs', 'action', 'walltime', 'says'),
+    [
+        (lambda: _MockNode(checkpoint=NEW), {}, 'recover', 3600, 'recovering from its checkpoint at time step 20'),
+        (lambda: _MockNode(checkpoint=OLD), {}, 'recover', 7200, 'wrote no new checkpoint'),
+        (lambda: _MockNode(), {}, 'rerun', 7200, 'no checkpoint to continue from'),
+        (lambda: _MockNode(parameters=False), {}, 'rerun', 7200, 'running again from the start'),
+        (
+            lambda: _MockNode(checkpoint=NEW),
+            {'can_recover': False},
+            'rerun',
+            7200,
+            'max_wallclock_seconds 3600 -> 7200',
+        ),
+        (lambda: _MockNode(walltime=60000), {}, 'rerun', 86400, '60000 -> 86400'),
+        (lambda: _MockNode(walltime=86400, checkpoint=NEW), {}, 'recover', 86400, 'same walltime'),
+        (lambda: _MockNode(walltime=86400), {}, 'give_up', None, 'already at max_wallclock_seconds_limit = 86400'),
+        (lambda: _MockNode(walltime=86400, checkpoint=OLD), {}, 'give_up', None, 'made no new checkpoint'),
+        (lambda: _MockNode(checkpoint=NEW), {'restarts_done': 2}, 'give_up', None, 'walltime_restarts = 2'),
+        (lambda: _MockNode(walltime=None), {}, 'give_up', None, 'no max_wallclock_seconds'),
+    ],
+)
+def test_walltime_decision_mock(node, kwargs, action, walltime, says):
+    """Recover when the run wrote a checkpoint, double the time when it made no progress, give up when bounded."""
+    arguments = {'restarts_done': 0, 'max_restarts': 2, 'limit': 86400, 'can_recover': True, **kwargs}
+    decision = walltime_restart(node(), **arguments)
+    assert decision.action == action
+    assert decision.max_wallclock_seconds == walltime
+    assert says in decision.message
+    assert (decision.checkpoint is not None) == (action == 'recover')
+
+
+def _mock_workchain(process_class, inputs, walltime_restarts=0, **inputs_ports):
+    """An object with what a walltime handler touches of its work chain: ctx, inputs, report, exit codes, node."""
+    reports = []
+    extras = types.SimpleNamespace(get=lambda *_: [], set=lambda *_: None)
+    return types.SimpleNamespace(
+        ctx=AttributeDict({'inputs': inputs, 'walltime_restarts': walltime_restarts, 'cycle': 0}),
+        inputs=AttributeDict(
+            {'walltime_restarts': orm.Int(2), 'max_wallclock_seconds_limit': orm.Int(86400), **inputs_ports}
+        ),
+        report=reports.append,
+        reports=reports,
+        exit_codes=process_class.exit_codes,
+        node=types.SimpleNamespace(base=types.SimpleNamespace(extras=extras)),
+        _considered_handlers_extra=process_class._considered_handlers_extra,
+    )
+
+
+def _handle(handler, workchain, node):
+    """Call a process handler as BaseRestartWorkChain.inspect_process does, on the mock work chain."""
+    return handler.__get__(workchain, type(workchain))(node)
+
+
+def _calc_inputs(walltime=1800, checkpoint=True):
+    inputs = AttributeDict({'metadata': {'options': {'max_wallclock_seconds': walltime}}})
+    if checkpoint:
+        inputs.checkpoint_interval = orm.Float(450.0)
+    return inputs
+
+
+def test_phase_field_handler_recovers_mock(aiida_profile):
+    """A new checkpoint: the next run recovers from the killed run's remote folder, same walltime, and says so."""
+    workchain = _mock_workchain(PhaseFieldWorkChain, _calc_inputs())
+    node = _MockNode(walltime=1800, checkpoint=NEW)
+    report = _handle(PhaseFieldWorkChain.handle_out_of_walltime, workchain, node)
+    assert report.do_break and report.exit_code.status == 0
+    inputs = workchain.ctx.inputs
+    assert inputs.parent_folder is node.outputs.remote_folder and inputs.recover.value is True
+    assert inputs.metadata['options']['max_wallclock_seconds'] == 1800
+    assert workchain.ctx.walltime_restarts == 1
+    assert 'recovering from its checkpoint at time step 20' in workchain.reports[-1]
+    assert 'MooseCalculation<42> of cycle 0 was killed at its walltime' in workchain.reports[-1]
+
+
+def test_phase_field_handler_more_time_then_gives_up_mock(aiida_profile):
+    """No checkpoint: rerun with twice the walltime (kept for later cycles); once the bound is reached: exit 320."""
+    workchain = _mock_workchain(PhaseFieldWorkChain, _calc_inputs())
+    report = _handle(PhaseFieldWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=1800))
+    assert report.exit_code.status == 0
+    assert workchain.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 3600
+    assert workchain.ctx.max_wallclock_seconds == 3600
+    assert 'recover' not in workchain.ctx.inputs
+    # the default checkpoint interval follows the walltime: a quarter of it
+    assert workchain.ctx.inputs.checkpoint_interval.value == 900
+    workchain.ctx.walltime_restarts = 2
+    report = _handle(PhaseFieldWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=3600))
+    assert report.exit_code.status == PhaseFieldWorkChain.exit_codes.ERROR_OUT_OF_WALLTIME.status == 320
+    assert report.exit_code.message.startswith('Phase-field rung: MooseCalculation<42>')
+    assert 'walltime_restarts = 2' in report.exit_code.message
+
+
+def test_handlers_ignore_other_failures_mock(aiida_profile):
+    """Only exit code 120 reaches the walltime handlers; a convergence failure is left to the other handlers."""
+    node = _MockNode(exit_status=MooseCalculation.exit_codes.ERROR_NOT_CONVERGED.status)
+    assert (
+        _handle(PhaseFieldWorkChain.handle_out_of_walltime, _mock_workchain(PhaseFieldWorkChain, _calc_inputs()), node)
+        is None
+    )
+    assert (
+        _handle(FemWorkChain.handle_out_of_walltime, _mock_workchain(FemWorkChain, _calc_inputs(False)), node) is None
+    )
+
+
+def test_fem_handler_more_time_only_mock(aiida_profile):
+    """FEM is one steady solve: even with a checkpoint it is rerun with twice the time, never recovered."""
+    workchain = _mock_workchain(FemWorkChain, _calc_inputs(checkpoint=False))
+    report = _handle(FemWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=1800, checkpoint=NEW))
+    assert report.do_break and report.exit_code.status == 0
+    assert workchain.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 3600
+    assert 'parent_folder' not in workchain.ctx.inputs
+    assert 'running again from the start with max_wallclock_seconds 1800 -> 3600' in workchain.reports[-1]
+    workchain.ctx.walltime_restarts = 2
+    report = _handle(FemWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=3600))
+    assert report.exit_code.status == FemWorkChain.exit_codes.ERROR_OUT_OF_WALLTIME.status == 320
+    assert report.exit_code.message.startswith('FEM rung: MooseCalculation<42>')
+    # any other failure ends the work chain naming the calculation's own exit code
+    failed = _MockNode(exit_status=310)
+    report = _handle(FemWorkChain.handle_failure, workchain, failed)
+    assert report.exit_code.status == FemWorkChain.exit_codes.ERROR_MOOSE_FAILED.status
+    assert '[310]' in report.exit_code.message
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Parser and calculation
+# ---------------------------------------------------------------------------------------------------------------------
+def test_parse_csv_recovered_rows_and_checkpoint_names():
+    """Rows the killed run wrote after its checkpoint come again from the recovered run: the later ones are kept."""
+    text = 'time,a\n0,0\n1,1\n2,2\n3,3.5\n2,2\n3,3\n4,4\n'
+    series = parse_csv(text)
+    np.testing.assert_array_equal(series['time'], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(series['a'], [0, 1, 2, 3, 4])
+    assert latest_checkpoint(['0017-restart-0.rd', '0020-restart-0.rd', 'foo', '0030-mesh.cpa.gz']) == 20
+    assert latest_checkpoint(['header']) is None
+
+
+def test_parser_reports_checkpoint(aiida_localhost, tmp_path):
+    """The restart headers fetched to the temporary folder give the newest checkpoint; the log gives its time."""
+    node = orm.CalcJobNode(computer=aiida_localhost, process_type='aiida.calculations:multiscale.moose')
+    node.set_option('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
+    node.set_option('output_filename', 'moose.log')
+    node.store()
+    retrieved = orm.FolderData()
+    retrieved.base.repository.put_object_from_tree(str(FIXTURES / 'success'))
+    retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
+    retrieved.store()
+    for step in (1, 2):
+        (tmp_path / f'{step:04d}-restart-0.rd').mkdir()
+        (tmp_path / f'{step:04d}-restart-0.rd' / 'header').write_bytes(b'x')
+    results, process = MooseParser.parse_from_node(
+        node, store_provenance=False, retrieved_temporary_folder=str(tmp_path)
+    )
+    assert process.exit_status == 0
+    parameters = results['output_parameters'].get_dict()
+    assert parameters['checkpoint'] == {'time_step': 2, 'time': 0.2, 'new': True}
+    assert parameters['first_time_step'] == 1
+
+
+def _heat_input(num_steps: int = 5) -> str:
+    """Transient heat conduction with a growing source (the problem of test_slurm.py), ``num_steps`` steps."""
+    return render_hit(
+        {
+            'Mesh': {'gen': {'type': 'GeneratedMeshGenerator', 'dim': 1, 'nx': 20}},
+            'Variables': {'u': {}},
+            'Kernels': {
+                'dt': {'type': 'TimeDerivative', 'variable': 'u'},
+                'diff': {'type': 'Diffusion', 'variable': 'u'},
+                'source': {'type': 'BodyForce', 'variable': 'u', 'function': 'ramp'},
+            },
+            'Functions': {'ramp': {'type': 'ParsedFunction', 'expression': '1 + t'}},
+            'BCs': {'ends': {'type': 'DirichletBC', 'variable': 'u', 'boundary': 'left right', 'value': 0}},
+            'Executioner': {'type': 'Transient', 'num_steps': num_steps, 'dt': 1e-3, 'solve_type': 'NEWTON'},
+            'Postprocessors': {'mean': {'type': 'ElementAverageValue', 'variable': 'u'}},
+            'Outputs': {'csv': True, 'exodus': True, 'file_base': 'heat'},
+        }
+    )
+
+
+def _calc_builder(code, **kwargs):
+    builder = MooseCalculation.get_builder()
+    builder.code = code
+    builder.input_file = orm.Str(_heat_input())
+    builder.metadata.options.max_wallclock_seconds = 300
+    for key, value in kwargs.items():
+        setattr(builder, key, value)
+    return builder
+
+
+def test_dry_run_recover_command_line_and_copy_list(codes, tmp_path):
+    """recover: two merged inputs, --recover on the last checkpoint, checkpoints and outputs copied from the parent."""
+    parent = orm.RemoteData(computer=codes['moose'].computer, remote_path=str(tmp_path)).store()
+    builder = _calc_builder(
+        codes['moose'], checkpoint_interval=orm.Float(5.0), parent_folder=parent, recover=orm.Bool(True)
+    )
+    builder.metadata.dry_run = True
+    builder.metadata.store_provenance = False
+    _, node = run_get_node(builder)
+    folder = pathlib.Path(node.dry_run_info['folder'])
+    script = (folder / '_aiidasubmit.sh').read_text()
+    assert f"'-i' 'moose.i' 'checkpoint.i' '--color' 'off' '--recover' '{CHECKPOINT_DIRECTORY}/LATEST'" in script
+    assert (folder / 'checkpoint.i').read_text() == checkpoint_input(5.0)
+    assert 'wall_time_interval = 5.0' in checkpoint_input(5.0) and 'type = Checkpoint' in checkpoint_input(5.0)
+    copies = (folder / '_aiida_remote_copy_list.txt').read_text()
+    for source in (CHECKPOINT_DIRECTORY, '*.csv', '*.e', '*.e-s*'):
+        assert f'would have copied {tmp_path / source} to ' in copies
+
+
+def test_recover_validation(codes, aiida_localhost, tmp_path):
+    """recover and parent_folder come together, need checkpoints, and a parent that wrote some."""
+    parent = orm.RemoteData(computer=codes['moose'].computer, remote_path=str(tmp_path)).store()
+    interval = {'checkpoint_interval': orm.Float(5.0)}
+    cases = [
+        ({'recover': orm.Bool(True), **interval}, 'recover = True needs parent_folder'),
+        ({'parent_folder': parent, **interval}, 'parent_folder is only used to recover'),
+        ({'parent_folder': parent, 'recover': orm.Bool(True)}, 'needs checkpoint_interval as well'),
+        ({'checkpoint_interval': orm.Float(0.0)}, 'checkpoint_interval = 0.0 s must be > 0'),
+        ({'files': {'x': orm.SinglefileData(io.BytesIO(b'x'), filename='checkpoint.i')}, **interval}, 'clashes'),
+    ]
+    # a parent folder made by a MooseCalculation without checkpoints
+    creator = orm.CalcJobNode(computer=codes['moose'].computer, process_type='aiida.calculations:multiscale.moose')
+    creator.set_option('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
+    creator.store()
+    orphan = orm.RemoteData(computer=codes['moose'].computer, remote_path=str(tmp_path))
+    orphan.base.links.add_incoming(creator, link_type=LinkType.CREATE, link_label='remote_folder')
+    orphan.store()
+    cases.append(({'parent_folder': orphan, 'recover': orm.Bool(True), **interval}, 'which wrote no checkpoints'))
+    for kwargs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            run_get_node(_calc_builder(codes['moose'], **kwargs))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The real thing: Slurm kills a phase-field cycle at its time limit, the work chain recovers it from its checkpoint
+# ---------------------------------------------------------------------------------------------------------------------
+#: One phase-field cycle of about 200 explicit time steps (dt capped at 0.005 of the cycle): ~7 s on a quiet 2-core
+#: machine, ~35 s at a load of 10.  The recovered run, with the same 1-minute limit, must finish the cycle in one go.
+CYCLE = {
+    'grid': 32,
+    'domain_size': 2.0e-6,
+    'interface_width': 3 * 2.0e-6 / 32,
+    'grains': 8,
+    'order_parameters': 6,
+    'seed': 3,
+    'cycles': 1,
+    'frames_per_cycle': 2,
+    'dt_max_fraction': 0.005,
+}
+
+
+def _moose_pids(workdir: str) -> list[int]:
+    """Our MOOSE processes (``-i moose.i``, not the shell of the wrapper script) whose cwd is ``workdir``."""
+    pids = []
+    for entry in pathlib.Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.readlink(entry / 'cwd') != workdir:
+                continue
+            argv = (entry / 'cmdline').read_bytes().split(b'\0')
+            comm = (entry / 'comm').read_text().strip()
+        except OSError:  # gone, or not ours
+            continue
+        if b'moose.i' in argv and comm not in ('sh', 'bash', 'dash'):
+            pids.append(int(entry.name))
+    return pids
+
+
+class _Freezer:
+    """Freezes (SIGSTOP) the MOOSE process of one job once it has written its first checkpoint: a job that stalls.
+
+    It polls ``/proc`` and the job's working directory from a thread of its own (no AiiDA calls there), so the event
+    loop that runs the work chain cannot delay it.  :meth:`release` kills the frozen process if it is still there.
+    """
+
+    def __init__(self):
+        self.frozen: list[int] = []
+        self.checkpoint_seen = False
+        self._workdir = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name='freeze-first-moose-job', daemon=True)
+
+    def start(self, workdir: str) -> None:
+        self._workdir = os.path.realpath(workdir)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        checkpoints = pathlib.Path(self._workdir) / CHECKPOINT_DIRECTORY
+        while not self._done.is_set():
+            if any(checkpoints.glob('*-restart-*.rd/header')):
+                self.checkpoint_seen = True
+                # let the writer finish this checkpoint (mesh, restart data and header of this small mesh take
+                # ~50 ms here); the next one comes only checkpoint_interval = 3 s later
+                time.sleep(0.5)
+                for pid in _moose_pids(self._workdir):
+                    try:
+                        os.kill(pid, signal.SIGSTOP)
+                        self.frozen.append(pid)
+                    except ProcessLookupError:
+                        pass
+                return
+            self._done.wait(0.05)
+
+    def release(self) -> None:
+        """Stop watching; SIGKILL (and SIGCONT) what is still frozen, checking that the pid is still that process."""
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        for pid in self.frozen:
+            if pid in _moose_pids(self._workdir):
+                for sig in (signal.SIGKILL, signal.SIGCONT):
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
+
+
+def _interface(anneal_time=5.0e-6):
+    from aiida_multiscale.data.handoff import HandoffData
+
+    values = {
+        'gb_energy': (0.36, 'J/m**2'),
+        'mobility_prefactor': (2.5e-6, 'm**4/(J*s)'),
+        'activation_energy': (0.23, 'eV'),
+        'temperature': (700.0, 'K'),
+        'anneal_time': (anneal_time, 's'),
+    }
+    return HandoffData({k: {'value': v, 'unit': u, 'std': None, 'note': 'test'} for k, (v, u) in values.items()})
+
+
+def _run_with_reference(builder, reference_code, freezer: _Freezer):
+    """Run the work chain and, as soon as its first MooseCalculation exists, the same input uninterrupted.
+
+    Both run in this interpreter's event loop, so the reference (on ``core.direct``) costs no extra wall time: it
+    runs while the Slurm job is queued, killed and recovered.  ``freezer`` is started on the first calculation's
+    remote working directory as soon as it is known (at upload, before the job is submitted).
+    """
+    from aiida.manage import get_manager
+    from plumpy.greenback_bridge import ensure_portal
+
+    runner = get_manager().get_runner()
+    workchain = runner.instantiate_process(builder)
+
+    async def run_workchain():
+        await ensure_portal()
+        await workchain.step_until_terminated()
+
+    async def run_reference():
+        await ensure_portal()
+        while True:
+            calcs = [n for n in workchain.node.called if isinstance(n, orm.CalcJobNode)]
+            if calcs or workchain.has_terminated():
+                break
+            await asyncio.sleep(1)
+        assert calcs, 'the work chain launched no MooseCalculation'
+        first = calcs[0]
+        reference = MooseCalculation.get_builder()
+        reference.code = reference_code
+        reference.input_file = first.inputs.input_file
+        reference.files = dict(first.inputs.files)
+        reference.metadata.options.max_wallclock_seconds = 3600
+        reference.metadata.label = 'uninterrupted reference'
+        process = runner.instantiate_process(reference)
+        await process.step_until_terminated()
+        return process.node
+
+    async def watch_first_job():
+        await ensure_portal()
+        while not workchain.has_terminated():
+            calcs = [n for n in workchain.node.called if isinstance(n, orm.CalcJobNode)]
+            workdir = calcs[0].get_remote_workdir() if calcs else None
+            if workdir is not None:
+                freezer.start(workdir)
+                return
+            await asyncio.sleep(0.2)
+
+    async def both():
+        return await asyncio.gather(run_workchain(), run_reference(), watch_first_job())
+
+    _, reference_node, _ = runner.loop.run_until_complete(both())
+    return workchain.node, reference_node
+
+
+@pytest.mark.real_code
+@pytest.mark.slow
+def test_phase_field_recovers_from_checkpoint_after_slurm_kill(slurm_codes, codes):
+    """Killed by Slurm at 1 min, the cycle is continued from its checkpoint and ends as an uninterrupted run does.
+
+    Same final postprocessors (grain areas, dt, iterations) and the same output times as the uninterrupted reference
+    to round-off: the recovered run continues the same time integration, it does not start the cycle over.
+
+    The first job's MOOSE process is frozen with SIGSTOP once it has written its first checkpoint.  That simulates a
+    job that stalls (a hung file system, a dead node, a deadlock) or one that simply needs longer than its time limit:
+    it still holds its allocation and makes no progress, so Slurm's own time limit (1 min; ``KillWait = 5`` s in the
+    local configuration) ends it with TIMEOUT, and the CalcJob with exit 120.  Without the freeze, whether the kill
+    lands mid-run depends on the machine's speed: a cycle long enough for a fast machine costs minutes on a slow one.
+    The recovered run is not frozen and completes the cycle.
+    """
+    from aiida.common.log import configure_logging
+
+    # The work chain runs in this interpreter, and its reports reach the database only through AiiDA's ORM log handler.
+    # A CLI command invoked in-process earlier in the session (its verbosity option calls configure_logging()) removes
+    # that handler, so put it back: the report is asserted below.
+    configure_logging(with_orm=True)
+    builder = PhaseFieldWorkChain.get_builder_from_protocol(
+        slurm_codes['moose'], interface=_interface(), protocol='fast', overrides={'parameters': CYCLE}
+    )
+    builder.moose.metadata.options.max_wallclock_seconds = 60
+    builder.moose.metadata.options.resources = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+    builder.moose.metadata.options.withmpi = False
+    builder.checkpoint_interval = orm.Float(3.0)
+    builder.walltime_restarts = orm.Int(1)
+    builder.max_iterations = orm.Int(3)
+    freezer = _Freezer()
+    try:
+        node, reference = _run_with_reference(builder, codes['moose'], freezer)
+    finally:
+        freezer.release()
+
+    assert reference.is_finished_ok, reference.exit_message
+    calcs = sorted((n for n in node.called if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime)
+    print('calculations:', [(c.pk, c.exit_status) for c in calcs], 'reference steps:',
+          reference.outputs.output_parameters['num_time_steps'], 'frozen:', freezer.frozen)  # fmt: skip
+    assert freezer.frozen, (
+        'the first job was not frozen: '
+        + ('its MOOSE process had ended' if freezer.checkpoint_seen else 'it wrote no checkpoint')
+        + ' (is CYCLE too short for checkpoint_interval = 3 s?)'
+    )
+    assert calcs[0].exit_status == OUT_OF_WALLTIME, calcs[0].exit_message
+    assert len(calcs) == 2, 'expected the killed run and one recovered run that finishes the cycle'
+    assert node.is_finished_ok, node.exit_message
+    killed, last = calcs
+    assert last.inputs.parent_folder.uuid == killed.outputs.remote_folder.uuid
+    assert last.inputs.recover.value is True
+    assert last.inputs.input_file.uuid == killed.inputs.input_file.uuid
+    checkpoint = killed.outputs.output_parameters['checkpoint']
+    assert checkpoint['new'] and checkpoint['time_step'] >= 1
+    # the recovered run starts right after the killed run's newest checkpoint: continued, not started over
+    assert last.outputs.output_parameters['first_time_step'] == checkpoint['time_step'] + 1
+    assert last.is_finished_ok, last.exit_message
+
+    final = last.outputs.output_parameters.get_dict()
+    expected = reference.outputs.output_parameters.get_dict()
+    assert final['num_time_steps'] == expected['num_time_steps']
+    assert set(final['postprocessors']) == set(expected['postprocessors'])
+    for name, value in expected['postprocessors'].items():
+        assert final['postprocessors'][name] == pytest.approx(value, rel=1e-8, abs=1e-10), name
+    np.testing.assert_allclose(
+        last.outputs.postprocessors.get_array('time'), reference.outputs.postprocessors.get_array('time'), rtol=1e-12
+    )
+    from aiida.cmdline.utils.common import get_workchain_report
+
+    report = get_workchain_report(node, 'REPORT')
+    assert 'killed at its walltime' in report and 'recovering from its checkpoint at time step' in report
+    # the cycle's grain analysis ran on the continued Exodus file
+    assert len(node.outputs.grain_history.get_array('time')) == CYCLE['frames_per_cycle']
