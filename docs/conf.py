@@ -1,6 +1,13 @@
 """Sphinx configuration for aiida-multiscale (MyST markdown, aiida.sphinxext for process specs, sphinx-click)."""
 
 import aiida_multiscale
+from aiida import load_profile
+from aiida.storage.sqlite_temp import SqliteTempBackend
+
+# aiida.sphinxext's process directives call load_profile() to build each spec (port defaults are nodes).  A throw-away
+# in-memory profile keeps the build independent of the machine's AiiDA configuration: it needs no config.json, no
+# PostgreSQL and no RabbitMQ, and it never touches a user's profile.
+load_profile(SqliteTempBackend.create_profile('aiida-multiscale-docs'), allow_switch=True)
 
 project = 'aiida-multiscale'
 author = 'The aiida-multiscale developers'
