@@ -43,8 +43,9 @@ OUT_OF_WALLTIME = 120
 class _MockNode:
     """What the walltime handlers read of a killed MooseCalculation: options, exit status, outputs."""
 
-    def __init__(self, walltime=3600, checkpoint=None, parameters=True, exit_status=OUT_OF_WALLTIME):
+    def __init__(self, walltime=3600, checkpoint=None, parameters=True, exit_status=OUT_OF_WALLTIME, recover=False):
         self.pk = 42
+        self.inputs = AttributeDict({'recover': orm.Bool(True)} if recover else {})
         self.process_label = 'MooseCalculation'
         self.exit_status = exit_status
         self.exit_message = 'killed'
@@ -184,6 +185,71 @@ def test_fem_handler_more_time_only_mock(aiida_profile):
     report = _handle(FemWorkChain.handle_failure, workchain, failed)
     assert report.exit_code.status == FemWorkChain.exit_codes.ERROR_MOOSE_FAILED.status
     assert '[310]' in report.exit_code.message
+
+
+def test_phase_field_failed_recovery_mock(aiida_profile):
+    """A recovered run that fails (310/311) is rerun from the cycle start with more time; bounded: exit 321.
+
+    A run that was not recovered and fails with 310 is a real input error: the handler leaves it alone.
+    """
+    handler = PhaseFieldWorkChain.handle_failed_recovery
+    workchain = _mock_workchain(PhaseFieldWorkChain, _calc_inputs())
+    assert _handle(handler, workchain, _MockNode(exit_status=310)) is None
+    assert _handle(handler, workchain, _MockNode(exit_status=OUT_OF_WALLTIME, recover=True)) is None
+    inputs = workchain.ctx.inputs
+    inputs.parent_folder, inputs.recover = 'remote folder', orm.Bool(True)
+    report = _handle(handler, workchain, _MockNode(walltime=1800, exit_status=311, recover=True))
+    assert report.do_break and report.exit_code.status == 0
+    assert 'recover' not in inputs and 'parent_folder' not in inputs
+    assert inputs.metadata['options']['max_wallclock_seconds'] == 3600 == workchain.ctx.max_wallclock_seconds
+    assert workchain.ctx.walltime_restarts == 1
+    assert 'could not continue from its checkpoint [311]' in workchain.reports[-1]
+    workchain.ctx.walltime_restarts = 2
+    report = _handle(handler, workchain, _MockNode(walltime=3600, exit_status=310, recover=True))
+    assert report.exit_code.status == PhaseFieldWorkChain.exit_codes.ERROR_RECOVERY_FAILED.status == 321
+    assert report.exit_code.message.startswith('Phase-field rung: MooseCalculation<42> of cycle 0 could not continue')
+    assert 'walltime_restarts = 2' in report.exit_code.message
+
+
+def test_recovery_from_broken_checkpoint_then_rerun(codes):
+    """Real MOOSE: a checkpoint cut short makes ``--recover`` fail; the handler's rerun gives the uninterrupted result.
+
+    A Slurm kill while MOOSE writes a checkpoint leaves its newest restart data short.  Here the newest ``data`` file
+    of a finished run's checkpoint is truncated to nothing, the recovery from it fails (MOOSE stops with a
+    ``*** ERROR ***`` reading it: exit 310), and the phase-field handler turns the failed node into a rerun from the
+    start without ``--recover``, which must reproduce the first run's postprocessor exactly.
+    """
+    interval = orm.Float(1e-6)  # a checkpoint after every time step
+    builder = _calc_builder(codes['moose'], checkpoint_interval=interval)
+    builder.input_file = orm.Str(_heat_input(20))
+    first, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    step = first['output_parameters']['checkpoint']['time_step']
+    data = (
+        pathlib.Path(node.outputs.remote_folder.get_remote_path()) / CHECKPOINT_DIRECTORY / f'{step:04d}-restart-0.rd'
+    )
+    (data / 'data').write_bytes(b'')
+
+    recover = _calc_builder(
+        codes['moose'], checkpoint_interval=interval, parent_folder=node.outputs.remote_folder, recover=orm.Bool(True)
+    )
+    recover.input_file = orm.Str(_heat_input(20))
+    _, failed = run_get_node(recover)
+    assert failed.exit_status in (310, 311), f'{failed.exit_status}: {failed.exit_message}'
+
+    inputs = AttributeDict({key: value for key, value in recover.items() if key != 'metadata'})
+    inputs.metadata = {'options': dict(recover.metadata.options)}
+    workchain = _mock_workchain(PhaseFieldWorkChain, inputs)
+    report = _handle(PhaseFieldWorkChain.handle_failed_recovery, workchain, failed)
+    assert report is not None and report.exit_code.status == 0, workchain.reports
+    inputs = workchain.ctx.inputs
+    assert 'recover' not in inputs and 'parent_folder' not in inputs
+    assert inputs.metadata['options']['max_wallclock_seconds'] == 600
+    again, rerun = run_get_node(MooseCalculation, **inputs)
+    assert rerun.is_finished_ok, rerun.exit_message
+    assert rerun.outputs.output_parameters['first_time_step'] == 1  # from the start, not from a checkpoint
+    final = first['output_parameters']['postprocessors']['mean']
+    assert again['output_parameters']['postprocessors']['mean'] == pytest.approx(final, rel=1e-10)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

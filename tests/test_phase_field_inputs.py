@@ -10,6 +10,7 @@ import pytest
 from aiida import orm
 
 from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.workflows.moose_restart import DEFAULT_WALLTIME_RESTARTS
 from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain
 
 
@@ -82,7 +83,19 @@ def test_protocol_overrides(codes):
     assert 'assumed' in builder.interface.get_quantity('mobility_prefactor', 'm**4/(J*s)').note
     for protocol in ('fast', 'moderate', 'precise'):
         builder = PhaseFieldWorkChain.get_builder_from_protocol(codes['moose'], protocol=protocol)
-        assert builder.max_iterations.value > builder.parameters['cycles']
+        # every cycle, the convergence restarts and the walltime resubmissions each launch one MooseCalculation
+        restarts = PhaseFieldWorkChain.get_protocol_inputs(protocol)['max_restarts']
+        assert builder.max_iterations.value == builder.parameters['cycles'] + restarts + DEFAULT_WALLTIME_RESTARTS
+
+
+def test_max_iterations_below_cycles_is_rejected(codes):
+    """Fewer iterations than cycles could never finish the anneal: refused before anything runs, naming the fix."""
+    from aiida.engine import run
+
+    builder = _builder(codes, cycles=3)
+    builder.max_iterations = orm.Int(2)
+    with pytest.raises(ValueError, match=r'max_iterations = 2 is less than parameters.cycles = 3.*at least cycles'):
+        run(builder)
 
 
 def test_restart_handler_cuts_dt_and_restarts_mock(codes, aiida_localhost):

@@ -21,7 +21,7 @@ from ..moose.phase_field import (
     arrhenius_mobility,
     build_grain_growth_input,
 )
-from .moose_restart import define_walltime_inputs, walltime_restart
+from .moose_restart import DEFAULT_WALLTIME_RESTARTS, define_walltime_inputs, walltime_restart
 from .protocols.utils import ProtocolMixin
 
 __all__ = ('PhaseFieldWorkChain', 'analyse_cycle', 'collect_statistics', 'initial_polycrystal')
@@ -192,6 +192,13 @@ def default_checkpoint_interval(max_wallclock_seconds: float | None) -> float:
 
 def validate_inputs(inputs, _):
     values = _parameters(inputs.get('parameters'))
+    max_iterations = inputs.get('max_iterations')
+    if max_iterations is not None and max_iterations.value < values['cycles']:
+        return (
+            f'max_iterations = {max_iterations.value} is less than parameters.cycles = {values["cycles"]}: every cycle '
+            'is one MooseCalculation, so the anneal could never finish; set max_iterations to at least cycles plus '
+            'the restarts to allow (get_builder_from_protocol does this)'
+        )
     if 'euler_angles' in inputs:
         count = inputs['euler_angles'].get_array('euler_angles').shape[0]
         if count != values['grains']:
@@ -454,6 +461,17 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
             message='Phase-field rung: MooseCalculation<{pk}> of cycle {cycle} was killed at its walltime and is not '
             'resubmitted: {reason}.',
         )
+        spec.exit_code(
+            321,
+            'ERROR_RECOVERY_FAILED',
+            message='Phase-field rung: MooseCalculation<{pk}> of cycle {cycle} could not continue from its checkpoint '
+            '(exit {status}: {error}) and the cycle is not run again: {reason}.',
+        )
+        spec.inputs['max_iterations'].help = (
+            'Most MooseCalculations this rung may launch: one per cycle, plus every restart (not converged, walltime '
+            'resubmission, failed recovery). The protocol builder sets cycles + max_restarts + the default '
+            'walltime_restarts (raise it with walltime_restarts); it must be at least parameters.cycles.'
+        )
 
     @classmethod
     def get_builder_from_protocol(cls, code, interface=None, protocol=None, overrides=None, options=None):
@@ -477,8 +495,11 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
             interface = HandoffData(quantities, bridge='assumption', from_scale='user', to_scale='mesoscale')
         builder.interface = interface
         builder.parameters = orm.Dict({k: v for k, v in inputs['parameters'].items()})
-        # Every cycle is one iteration of the restart loop; allow max_restarts failed runs on top.
-        builder.max_iterations = orm.Int(int(_parameters(inputs['parameters'])['cycles']) + inputs['max_restarts'])
+        # Every cycle is one iteration of the restart loop; allow max_restarts failed runs on top, and the walltime
+        # resubmissions, which walltime_restarts bounds on its own (they must not use up the other restarts).
+        builder.max_iterations = orm.Int(
+            int(_parameters(inputs['parameters'])['cycles']) + inputs['max_restarts'] + DEFAULT_WALLTIME_RESTARTS
+        )
         return builder
 
     # ------------------------------------------------------------------------------------------------- steps
@@ -615,6 +636,56 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
         self.report(
             f'{what} (walltime resubmission {self.ctx.walltime_restarts} of {self.inputs.walltime_restarts.value}): '
             f'{decision.message}'
+        )
+        return ProcessHandlerReport(True)
+
+    @process_handler(
+        priority=590,
+        exit_codes=[
+            MooseCalculation.exit_codes.ERROR_MOOSE_INPUT,
+            MooseCalculation.exit_codes.ERROR_ABNORMAL_TERMINATION,
+        ],
+    )
+    def handle_failed_recovery(self, node):
+        """A run continued from a checkpoint failed: run the cycle again from its start, with more time (bounded).
+
+        Slurm can kill a job while MOOSE is writing a checkpoint; ``checkpoint_cp/LATEST`` may then name files that
+        are cut short, and ``moose --recover`` stops with an error reading them (or crashes).  The input is the one
+        the killed run had already started with, so the checkpoint is to blame, not the input.  The cycle's start
+        (the Voronoi start or the previous cycle's restart file) is an input of every run and intact, so the cycle is
+        run again from there, without ``--recover``.  This counts as a walltime resubmission: the kill caused it.
+        A run that was not recovered and fails like this is left to the default (a real input error: no restart).
+        """
+        if 'recover' not in node.inputs or not node.inputs.recover.value:
+            return None
+        error = node.exit_message or f'exit status {node.exit_status}'
+        decision = walltime_restart(
+            node,
+            restarts_done=self.ctx.walltime_restarts,
+            max_restarts=self.inputs.walltime_restarts.value,
+            limit=self.inputs.max_wallclock_seconds_limit.value,
+            can_recover=False,
+        )
+        what = f'{node.process_label}<{node.pk}> of cycle {self.ctx.cycle} could not continue from its checkpoint'
+        if decision.action == 'give_up':
+            self.report(f'{what}; giving up: {decision.message}')
+            exit_code = self.exit_codes.ERROR_RECOVERY_FAILED.format(
+                pk=node.pk, cycle=self.ctx.cycle, status=node.exit_status, error=error, reason=decision.message
+            )
+            return ProcessHandlerReport(True, exit_code)
+        self.ctx.walltime_restarts += 1
+        inputs = self.ctx.inputs
+        inputs.pop('parent_folder', None)
+        inputs.pop('recover', None)
+        options = dict(inputs.metadata.get('options', {}))
+        options['max_wallclock_seconds'] = decision.max_wallclock_seconds
+        self.ctx.max_wallclock_seconds = decision.max_wallclock_seconds
+        inputs.metadata = {**inputs.metadata, 'options': options}
+        if 'checkpoint_interval' not in self.inputs and 'checkpoint_interval' in inputs:
+            inputs.checkpoint_interval = orm.Float(default_checkpoint_interval(decision.max_wallclock_seconds))
+        self.report(
+            f'{what} [{node.exit_status}] ({error}); walltime resubmission {self.ctx.walltime_restarts} of '
+            f'{self.inputs.walltime_restarts.value}: {decision.message}'
         )
         return ProcessHandlerReport(True)
 
