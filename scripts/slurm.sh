@@ -263,13 +263,27 @@ register_cluster() {
         || { echo "sacctmgr add cluster $name failed" >&2; return 1; }
 }
 
+# The accounting records belong to one controller state: a new state folder numbers jobs from 1 again, and sacct (which
+# AiiDA reads at retrieval) would then return an earlier controller's job with the same id, with its State and ReqMem
+# (seen: a normal job reported OUT_OF_MEMORY).  So when the controller starts from an empty state folder and the
+# database already exists, it is dropped (slurmdbd stopped first, and restarted by start_dbd to recreate the tables).
+reset_stale_accounting() {
+    [ -e "$SLURM_DIR/state/job_state" ] && return 0
+    ctld_ok && return 0
+    db -N -e "SHOW DATABASES LIKE 'slurm_acct_db'" 2>/dev/null | grep -q . || return 0
+    stop_pid "$SLURM_DIR/slurmdbd.pid" slurmdbd >&2
+    db -e 'DROP DATABASE slurm_acct_db' || { echo 'could not drop the stale accounting database' >&2; return 1; }
+    echo "$(date -Is) new controller state in $SLURM_DIR/state: dropped the accounting database of an earlier one" \
+        >>"$SLURM_DIR/log/accounting.log"
+}
+
 # Bring up MariaDB, slurmdbd and the cluster record; prints 'on', or 'off: <why>' (and never fails).
 start_accounting() {
     case "$ACCOUNTING" in 0|no|false|off) echo 'off: disabled by SLURM_ACCOUNTING=0'; return 0 ;; esac
     local err="$SLURM_DIR/log/accounting.err"
     # sacctmgr (dbd_ok) reads the accounting host from slurm.conf: write it with accounting on first.
     write_conf on || true
-    if start_db 2>"$err" && start_dbd 2>>"$err" && register_cluster 2>>"$err"; then
+    if start_db 2>"$err" && reset_stale_accounting 2>>"$err" && start_dbd 2>>"$err" && register_cluster 2>>"$err"; then
         echo on
     else
         echo "off: $(tail -1 "$err")"

@@ -154,6 +154,10 @@ class MooseCalculation(CalcJob):
     integration goes on from the last checkpoint to the same end time.
     """
 
+    #: Part of every node's hash (AiiDA's caching).  Bump it when a change here alters what a run computes for the
+    #: same inputs (command line, files written, merged inputs), so that nodes made before it are no longer reused.
+    CACHE_VERSION = 1
+
     _DEFAULT_INPUT_FILE = 'moose.i'
     _DEFAULT_OUTPUT_FILE = 'moose.log'
 

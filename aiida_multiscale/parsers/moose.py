@@ -99,6 +99,10 @@ class MooseParser(Parser):
     memory) is kept rather than replaced by a vaguer one.
     """
 
+    #: Part of every MooseCalculation node's hash: bump it when the outputs parsed from the same files change, so that
+    #: AiiDA's cache no longer hands out nodes parsed the old way.
+    CACHE_VERSION = 1
+
     def parse(self, **kwargs):
         options = self.node.get_options()
         temporary = kwargs.get('retrieved_temporary_folder')
