@@ -100,7 +100,7 @@ def _mock_workchain(process_class, inputs, walltime_restarts=0, **inputs_ports):
     """An object with what a walltime handler touches of its work chain: ctx, inputs, report, exit codes, node."""
     reports = []
     extras = types.SimpleNamespace(get=lambda *_: [], set=lambda *_: None)
-    return types.SimpleNamespace(
+    workchain = types.SimpleNamespace(
         ctx=AttributeDict({'inputs': inputs, 'walltime_restarts': walltime_restarts, 'cycle': 0}),
         inputs=AttributeDict(
             {'walltime_restarts': orm.Int(2), 'max_wallclock_seconds_limit': orm.Int(86400), **inputs_ports}
@@ -111,6 +111,9 @@ def _mock_workchain(process_class, inputs, walltime_restarts=0, **inputs_ports):
         node=types.SimpleNamespace(base=types.SimpleNamespace(extras=extras)),
         _considered_handlers_extra=process_class._considered_handlers_extra,
     )
+    if hasattr(process_class, '_resubmit'):  # the handlers' shared helper method, bound to the mock
+        workchain._resubmit = types.MethodType(process_class._resubmit, workchain)
+    return workchain
 
 
 def _handle(handler, workchain, node):

@@ -15,7 +15,7 @@ from .. import mechanics
 from ..data.handoff import HandoffData
 from ..data.microstructure import MicrostructureData
 from ..moose.solid_mechanics import FILE_BASE, build_elasticity_input, element_grain_map
-from .moose_restart import define_walltime_inputs, walltime_restart
+from .moose_restart import apply_restart, define_walltime_inputs, walltime_restart
 from .protocols.utils import ProtocolMixin
 
 __all__ = ('DEFAULT_PARAMETERS', 'FemWorkChain', 'fem_input', 'fem_mechanics', 'fem_stress_map')
@@ -367,9 +367,7 @@ class FemWorkChain(ProtocolMixin, BaseRestartWorkChain):
                 True, self.exit_codes.ERROR_OUT_OF_WALLTIME.format(pk=node.pk, reason=decision.message)
             )
         self.ctx.walltime_restarts += 1
-        options = dict(self.ctx.inputs.metadata.get('options', {}))
-        options['max_wallclock_seconds'] = decision.max_wallclock_seconds
-        self.ctx.inputs.metadata = {**self.ctx.inputs.metadata, 'options': options}
+        apply_restart(self.ctx.inputs, decision)
         self.report(
             f'{what} (walltime resubmission {self.ctx.walltime_restarts} of {self.inputs.walltime_restarts.value}): '
             f'{decision.message}'

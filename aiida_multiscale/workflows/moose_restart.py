@@ -24,6 +24,7 @@ __all__ = (
     'DEFAULT_MAX_WALLCLOCK_SECONDS',
     'DEFAULT_WALLTIME_RESTARTS',
     'WalltimeRestart',
+    'apply_restart',
     'define_walltime_inputs',
     'walltime_restart',
 )
@@ -140,3 +141,25 @@ def walltime_restart(
         f'no checkpoint to continue from: running again from the start with max_wallclock_seconds {walltime} -> '
         f'{longer} s',
     )
+
+
+def apply_restart(inputs, decision: WalltimeRestart, parent: orm.RemoteData | None = None, checkpoint_interval=None):
+    """Set the next MooseCalculation's ``inputs`` (an AttributeDict, changed in place) from a resubmitting ``decision``.
+
+    The walltime becomes ``decision.max_wallclock_seconds``; a ``'recover'`` continues from ``parent`` (the killed
+    run's ``remote_folder``), anything else runs from the start, so ``recover`` and ``parent_folder`` go.
+    ``checkpoint_interval`` (seconds), when given, replaces the interval of a run that writes checkpoints: the rungs'
+    default follows the walltime.  Shared by the rungs' handlers so that a resubmission is built the same way, whatever
+    caused it.
+    """
+    options = dict(inputs.metadata.get('options', {}))
+    options['max_wallclock_seconds'] = decision.max_wallclock_seconds
+    inputs.metadata = {**inputs.metadata, 'options': options}
+    if decision.action == 'recover':
+        inputs.parent_folder = parent
+        inputs.recover = orm.Bool(True)
+    else:
+        inputs.pop('parent_folder', None)
+        inputs.pop('recover', None)
+    if checkpoint_interval is not None and 'checkpoint_interval' in inputs:
+        inputs.checkpoint_interval = orm.Float(checkpoint_interval)

@@ -21,7 +21,7 @@ from ..moose.phase_field import (
     arrhenius_mobility,
     build_grain_growth_input,
 )
-from .moose_restart import DEFAULT_WALLTIME_RESTARTS, define_walltime_inputs, walltime_restart
+from .moose_restart import DEFAULT_WALLTIME_RESTARTS, apply_restart, define_walltime_inputs, walltime_restart
 from .protocols.utils import ProtocolMixin
 
 __all__ = ('PhaseFieldWorkChain', 'analyse_cycle', 'collect_statistics', 'initial_polycrystal')
@@ -601,6 +601,16 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
         self.ctx.time = float(times[-1]) if len(times) else self.ctx.time
         return None
 
+    def _resubmit(self, decision, parent=None):
+        """Count a walltime resubmission and build the next run from ``decision``; a raised walltime is kept for
+        the later cycles, and the default checkpoint interval follows it (an explicit ``checkpoint_interval`` stays)."""
+        self.ctx.walltime_restarts += 1
+        self.ctx.max_wallclock_seconds = decision.max_wallclock_seconds
+        interval = None
+        if 'checkpoint_interval' not in self.inputs:
+            interval = default_checkpoint_interval(decision.max_wallclock_seconds)
+        apply_restart(self.ctx.inputs, decision, parent, interval)
+
     @process_handler(priority=600, exit_codes=[MooseCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
     def handle_out_of_walltime(self, node):
         """Killed at the walltime: continue from the last checkpoint, else rerun the cycle with more time (bounded)."""
@@ -618,21 +628,7 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
                 pk=node.pk, cycle=self.ctx.cycle, reason=decision.message
             )
             return ProcessHandlerReport(True, exit_code)
-        self.ctx.walltime_restarts += 1
-        inputs = self.ctx.inputs
-        options = dict(inputs.metadata.get('options', {}))
-        if decision.max_wallclock_seconds != options.get('max_wallclock_seconds'):
-            options['max_wallclock_seconds'] = decision.max_wallclock_seconds
-            self.ctx.max_wallclock_seconds = decision.max_wallclock_seconds
-            inputs.metadata = {**inputs.metadata, 'options': options}
-            if 'checkpoint_interval' not in self.inputs and 'checkpoint_interval' in inputs:
-                inputs.checkpoint_interval = orm.Float(default_checkpoint_interval(decision.max_wallclock_seconds))
-        if decision.action == 'recover':
-            inputs.parent_folder = node.outputs.remote_folder
-            inputs.recover = orm.Bool(True)
-        else:
-            inputs.pop('parent_folder', None)
-            inputs.pop('recover', None)
+        self._resubmit(decision, node.outputs.remote_folder)
         self.report(
             f'{what} (walltime resubmission {self.ctx.walltime_restarts} of {self.inputs.walltime_restarts.value}): '
             f'{decision.message}'
@@ -673,16 +669,7 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
                 pk=node.pk, cycle=self.ctx.cycle, status=node.exit_status, error=error, reason=decision.message
             )
             return ProcessHandlerReport(True, exit_code)
-        self.ctx.walltime_restarts += 1
-        inputs = self.ctx.inputs
-        inputs.pop('parent_folder', None)
-        inputs.pop('recover', None)
-        options = dict(inputs.metadata.get('options', {}))
-        options['max_wallclock_seconds'] = decision.max_wallclock_seconds
-        self.ctx.max_wallclock_seconds = decision.max_wallclock_seconds
-        inputs.metadata = {**inputs.metadata, 'options': options}
-        if 'checkpoint_interval' not in self.inputs and 'checkpoint_interval' in inputs:
-            inputs.checkpoint_interval = orm.Float(default_checkpoint_interval(decision.max_wallclock_seconds))
+        self._resubmit(decision)
         self.report(
             f'{what} [{node.exit_status}] ({error}); walltime resubmission {self.ctx.walltime_restarts} of '
             f'{self.inputs.walltime_restarts.value}: {decision.message}'
