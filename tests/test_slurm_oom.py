@@ -7,10 +7,10 @@ aiida-core's Slurm plugin turns that state, read with ``sacct`` when the calcula
 (output incomplete); these tests check that it does not, since 110 is what a restart handler needs to ask for more
 memory instead of resubmitting the same job.
 
-Nothing is mocked: real pw.x and MOOSE runs whose memory needs exceed the ``metadata.options.max_memory_kb`` they were
-given (Slurm's ``--mem``).  A control run under the same limit that fits finishes normally, so the 110 comes from the
-memory limit, not from a queue that kills everything.  Without accounting or cgroups every test here is skipped with
-one line saying why (``slurm_accounting`` fixture); the other Slurm tests do not need either.
+Nothing is mocked: real pw.x, LAMMPS and MOOSE runs whose memory needs exceed the ``metadata.options.max_memory_kb``
+they were given (Slurm's ``--mem``).  A control run under the same limit that fits finishes normally, so the 110 comes
+from the memory limit, not from a queue that kills everything.  Without accounting or cgroups every test here is
+skipped with one line saying why (``slurm_accounting`` fixture); the other Slurm tests do not need either.
 """
 
 from __future__ import annotations
@@ -154,3 +154,44 @@ def test_pw_out_of_memory(slurm_accounting, slurm_codes, pseudo_family):
     assert 'oom-kill' in _stderr(node)
     assert node.exit_status == OUT_OF_MEMORY, node.exit_message
     assert node.exit_status == node.process_class.exit_codes.ERROR_SCHEDULER_OUT_OF_MEMORY.status
+
+
+#: 60^3 fcc cells of Al (864 000 atoms) with an EAM: the atoms alone take about 170 MB, the neighbour lists more; the
+#: LAMMPS executable itself needs about 30 MB.  Under 100 MB it is killed while building the system.
+LMP_LIMIT_MB = 100
+LMP_BIG_CELL = """units metal
+atom_style atomic
+boundary p p p
+lattice fcc 4.05
+region box block 0 60 0 60 0 60
+create_box 1 box
+create_atoms 1 box
+mass 1 26.9815
+pair_style eam/alloy
+pair_coeff * * Al_zhou.eam.alloy Al
+thermo_style custom step pe press
+run 0
+"""
+
+
+def test_lmp_out_of_memory(slurm_accounting, slurm_codes):
+    """LAMMPS over its --mem: the job ends OUT_OF_MEMORY and ``multiscale.lammps.raw`` keeps the scheduler's 110.
+
+    The stock aiida-lammps raw parser would fail on the thermo block that is missing; ours returns the scheduler's
+    exit code when one was set (see :mod:`aiida_multiscale.parsers.lammps`), so a handler can ask for more memory.
+    """
+    import pathlib
+
+    potentials = pathlib.Path(__import__('lammps').__file__).parent / 'share' / 'lammps' / 'potentials'
+    builder = CalculationFactory('lammps.raw').get_builder()
+    builder.code = slurm_codes['lmp']
+    builder.script = orm.SinglefileData(io.BytesIO(LMP_BIG_CELL.encode()), filename='input.in')
+    builder.files = {'potential': orm.SinglefileData(potentials / 'Al_zhou.eam.alloy', filename='Al_zhou.eam.alloy')}
+    builder.metadata.options = _options(LMP_LIMIT_MB)
+    builder.metadata.options.parser_name = 'multiscale.lammps.raw'
+    _, node = run_get_node(builder)
+    job = _sacct(node)
+    assert job['State'] == 'OUT_OF_MEMORY', f'sacct: {job}'
+    _assert_mem_requested(node, LMP_LIMIT_MB)
+    assert 'oom-kill' in _stderr(node)
+    assert node.exit_status == OUT_OF_MEMORY, node.exit_message
