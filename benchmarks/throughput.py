@@ -164,6 +164,11 @@ def measure(roots: list, start: datetime.datetime, end: datetime.datetime) -> di
         job = jobs.get(str(calc.get_job_id()))
         if not job or not {'submit', 'start', 'end'} <= set(job):
             continue
+        intervals.append((job['start'], job['end']))
+        if calc.is_killed:
+            # Killed by its work chain (a failed rung stops the others): the node ends before its job does, so its
+            # "overhead" would be negative.  Its job still held the queue, so the busy figures keep it.
+            continue
         held = (job['end'] - job['start']).total_seconds()  # slurmctld's naive local times
         life = (calc.mtime - calc.ctime).total_seconds()
         overheads.append(life - held)
@@ -171,7 +176,6 @@ def measure(roots: list, start: datetime.datetime, end: datetime.datetime) -> di
         # slurmctld logs naive local times; the nodes' times are aware.
         before.append((job['submit'] - calc.ctime.astimezone().replace(tzinfo=None)).total_seconds())
         after.append((calc.mtime.astimezone().replace(tzinfo=None) - job['end']).total_seconds())
-        intervals.append((job['start'], job['end']))
     wall = (end - start).total_seconds()
     # Union of the running intervals: the time during which the queue ran at least one job.
     busy, current = 0.0, None
@@ -192,7 +196,8 @@ def measure(roots: list, start: datetime.datetime, end: datetime.datetime) -> di
 
     return {
         'calcjobs': len(calcs),
-        'calcjobs_matched_to_slurm_jobs': len(overheads),
+        'calcjobs_matched_to_slurm_jobs': len(intervals),
+        'calcjobs_killed': sum(calc.is_killed for calc in calcs),
         'wall_seconds': wall,
         'calcjobs_finished_per_hour': sum(calc.is_finished_ok for calc in calcs) / wall * 3600 if wall else None,
         'overhead_per_calcjob_seconds': stats(overheads),
