@@ -258,6 +258,57 @@ def test_recovery_from_broken_checkpoint_then_rerun(codes):
 # ---------------------------------------------------------------------------------------------------------------------
 # Parser and calculation
 # ---------------------------------------------------------------------------------------------------------------------
+def test_parser_names_headerless_csv_from_the_log(aiida_localhost, tmp_path):
+    """A recovered run whose inherited CSV was cut short by the kill: rows without a header, named from the log.
+
+    Seen in CI: Slurm killed MOOSE while it rewrote its CSV (0 bytes left), and the recovered run, which restores the
+    table's state from the checkpoint, appended its rows without a header.  The parser names the columns from the
+    last ``Postprocessor Values`` tables of the log (MOOSE splits them, each starting with ``time``), warns that the
+    rows before the recovery are missing, and drops a row cut short.
+    """
+    rule = '+----------------+----------------+'
+    log = '\n'.join([
+        'Time Step 80, time = 2000, dt = 25', ' Solve Converged!',
+        'Time Step 81, time = 2025, dt = 25', ' Solve Converged!', '',
+        'Postprocessor Values:',
+        rule, '| time           | area_eta0      |', rule,
+        ':                :                :', '|   2.025000e+03 |   3.0e+05      |', rule,
+        rule, '| time           | dt             |', rule,
+        '|   2.025000e+03 |   2.5e+01      |', rule, '', '',
+    ])  # fmt: skip
+    node = orm.CalcJobNode(computer=aiida_localhost, process_type='aiida.calculations:multiscale.moose')
+    node.set_option('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
+    node.set_option('output_filename', 'moose.log')
+    node.set_option('require_exodus', False)
+    node.store()
+    retrieved = orm.FolderData()
+    retrieved.base.repository.put_object_from_filelike(io.BytesIO(log.encode()), 'moose.log')
+    rows = '2000,3.1e5,25\n2025,3.0e5,25\n2050,2.9e5\n'  # the last row cut short
+    retrieved.base.repository.put_object_from_filelike(io.BytesIO(rows.encode()), 'phase_field.csv')
+    retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
+    retrieved.store()
+    results, process = MooseParser.parse_from_node(node, store_provenance=False)
+    assert process.exit_status == 0, process.exit_message
+    parameters = results['output_parameters'].get_dict()
+    assert parameters['csv_file'] == 'phase_field.csv'
+    assert parameters['postprocessors'] == {'area_eta0': 3.0e5, 'dt': 25.0}
+    np.testing.assert_array_equal(results['postprocessors'].get_array('time'), [2000, 2025])
+    assert any('no header line' in warning and 'time step 80' in warning for warning in parameters['warnings'])
+    # without the log's table there is nothing to name the columns with: still the missing-CSV exit code
+    retrieved_plain = orm.FolderData()
+    plain_log = io.BytesIO(b'Time Step 1, time = 1, dt = 1\n')
+    retrieved_plain.base.repository.put_object_from_filelike(plain_log, 'moose.log')
+    retrieved_plain.base.repository.put_object_from_filelike(io.BytesIO(rows.encode()), 'phase_field.csv')
+    other = orm.CalcJobNode(computer=aiida_localhost, process_type='aiida.calculations:multiscale.moose')
+    other.set_option('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
+    other.set_option('output_filename', 'moose.log')
+    other.store()
+    retrieved_plain.base.links.add_incoming(other, link_type=LinkType.CREATE, link_label='retrieved')
+    retrieved_plain.store()
+    _, process = MooseParser.parse_from_node(other, store_provenance=False)
+    assert process.exit_status == MooseCalculation.exit_codes.ERROR_MISSING_CSV.status
+
+
 def test_parse_csv_recovered_rows_and_checkpoint_names():
     """Rows the killed run wrote after its checkpoint come again from the recovered run: the later ones are kept."""
     text = 'time,a\n0,0\n1,1\n2,2\n3,3.5\n2,2\n3,3\n4,4\n'
@@ -425,14 +476,36 @@ class _Freezer:
                 # let the writer finish this checkpoint (mesh, restart data and header of this small mesh take
                 # ~50 ms here); the next one comes only checkpoint_interval = 3 s later
                 time.sleep(0.5)
-                for pid in _moose_pids(self._workdir):
-                    try:
-                        os.kill(pid, signal.SIGSTOP)
-                        self.frozen.append(pid)
-                    except ProcessLookupError:
-                        pass
+                pids = _moose_pids(self._workdir)
+                # MOOSE rewrites its CSV at every time step: a freeze in the middle of that write would leave it
+                # empty or cut short, and the kill would keep it so (seen in CI: a 0-byte CSV, so the recovered
+                # run's rows had no header).  That case is the parser's (test_parser_names_headerless_csv...); this
+                # test is about an intact recovery, so thaw and freeze again until the CSV on disk is whole.
+                for _ in range(200):
+                    self._signal(pids, signal.SIGSTOP)
+                    if self._csv_intact():
+                        break
+                    self._signal(pids, signal.SIGCONT)
+                    time.sleep(0.01)
+                self.frozen.extend(pids)
                 return
             self._done.wait(0.05)
+
+    @staticmethod
+    def _signal(pids, sig) -> None:
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _csv_intact(self) -> bool:
+        """The phase-field CSV exists, starts with its header and ends with a whole row."""
+        try:
+            text = (pathlib.Path(self._workdir) / 'phase_field.csv').read_text()
+        except OSError:
+            return False
+        return text.startswith('time,') and text.endswith('\n') and text.count('\n') >= 2
 
     def release(self) -> None:
         """Stop watching; SIGKILL (and SIGCONT) what is still frozen, checking that the pid is still that process."""

@@ -57,7 +57,30 @@ def parse_log(text: str) -> dict:
     result['last_time'] = steps[-1][1].strip() if steps else None
     result['last_dt'] = steps[-1][2].strip() if steps else None
     result['num_nonlinear_iterations'] = max(0, len(_NONLINEAR.findall(text)) - len(solves))
+    result['postprocessor_columns'] = _postprocessor_columns(text)
     return result
+
+
+def _postprocessor_columns(text: str) -> list[str]:
+    """The column names of the last ``Postprocessor Values:`` table MOOSE printed: ``time``, then the postprocessors.
+
+    MOOSE splits a wide table into several, each starting with ``time``; the CSV output has the same columns in the
+    same order (both come from one FormattedTable), so this names the columns of a CSV that lost its header line.
+    """
+    start = text.rfind('Postprocessor Values:')
+    if start < 0:
+        return []
+    columns = ['time']
+    for line in text[start:].splitlines()[1:]:
+        line = line.strip()
+        if not line:
+            continue
+        if line[0] not in '+|:':
+            break
+        cells = [cell.strip() for cell in line.strip('|').split('|')]
+        if cells and cells[0] == 'time':
+            columns.extend(cells[1:])
+    return columns if len(columns) > 1 else []
 
 
 def parse_csv(text: str) -> dict[str, np.ndarray]:
@@ -72,7 +95,17 @@ def parse_csv(text: str) -> dict[str, np.ndarray]:
     if not rows:
         return {}
     header = [name.strip() for name in rows[0]]
-    data = np.array([[float(value) for value in row] for row in rows[1:]], dtype=float).reshape(-1, len(header))
+    values = []
+    for row in rows[1:]:
+        # A row cut short by a kill (and then continued by the recovered run on the same line) is dropped, not
+        # parsed into a wrong number of columns.
+        if len(row) != len(header):
+            continue
+        try:
+            values.append([float(value) for value in row])
+        except ValueError:
+            continue
+    data = np.array(values, dtype=float).reshape(-1, len(header))
     if 'time' in header and len(data) > 1:
         time = data[:, header.index('time')]
         kept: list[int] = []
@@ -119,7 +152,18 @@ class MooseParser(Parser):
 
         # Auxiliary input files (seed CSV, restart Exodus) are retrieved by the same globs: they are not outputs.
         inputs = {node.filename for node in self._input_files()}
-        csv_name = self._main_csv(sorted(name for name in names if name.endswith('.csv') and name not in inputs))
+        csv_names = sorted(name for name in names if name.endswith('.csv') and name not in inputs)
+        csv_name = self._main_csv(csv_names)
+        csv_header = None
+        if csv_name is None:
+            csv_name, csv_header = self._headerless_csv(csv_names, log['postprocessor_columns'])
+            if csv_name is not None:
+                log['warnings'].append(
+                    f'{csv_name} has no header line: the CSV that the killed run left was cut short by the kill, and '
+                    f'the recovered run only appends to it.  The columns are named from the log; the rows before '
+                    f'time step {log["first_time_step"]} are missing from the time series.'
+                )
+                self.logger.warning(log['warnings'][-1])
         exodus_name = self._main_exodus(
             sorted(name for name in names if name.endswith('.e') and name not in inputs), csv_name
         )
@@ -138,7 +182,8 @@ class MooseParser(Parser):
         }
         series = {}
         if csv_name is not None:
-            series = parse_csv(retrieved.base.repository.get_object_content(csv_name, mode='r'))
+            text = retrieved.base.repository.get_object_content(csv_name, mode='r')
+            series = parse_csv(text if csv_header is None else ','.join(csv_header) + '\n' + text)
             if series and len(next(iter(series.values()))):
                 array = orm.ArrayData()
                 for name, values in series.items():
@@ -230,6 +275,26 @@ class MooseParser(Parser):
             if header and header[0].strip() == 'time' and not name.endswith('_time.csv'):
                 candidates.append(name)
         return min(candidates, key=lambda n: (len(n), n)) if candidates else None
+
+    def _headerless_csv(self, names: list[str], columns: list[str]) -> tuple[str | None, list[str] | None]:
+        """A postprocessor CSV without its header line, recognised by rows as wide as the log's table, or None.
+
+        MOOSE rewrites its CSV at every output.  A kill during that write leaves it empty or cut short, and a run
+        recovered from a checkpoint restores the table's state and only appends rows, without a header.
+        """
+        if not columns:
+            return None, None
+        for name in sorted(names, key=lambda n: (len(n), n)):
+            with self.retrieved.base.repository.open(name, mode='r') as handle:
+                first = next((row for row in csv.reader(handle) if row), None)
+            if first is None or len(first) != len(columns):
+                continue
+            try:
+                [float(value) for value in first]
+            except ValueError:
+                continue
+            return name, columns
+        return None, None
 
     @staticmethod
     def _main_exodus(names: list[str], csv_name: str | None) -> str | None:

@@ -640,13 +640,18 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
         exit_codes=[
             MooseCalculation.exit_codes.ERROR_MOOSE_INPUT,
             MooseCalculation.exit_codes.ERROR_ABNORMAL_TERMINATION,
+            MooseCalculation.exit_codes.ERROR_MISSING_CSV,
+            MooseCalculation.exit_codes.ERROR_EMPTY_CSV,
+            MooseCalculation.exit_codes.ERROR_MISSING_EXODUS,
         ],
     )
     def handle_failed_recovery(self, node):
         """A run continued from a checkpoint failed: run the cycle again from its start, with more time (bounded).
 
         Slurm can kill a job while MOOSE is writing a checkpoint; ``checkpoint_cp/LATEST`` may then name files that
-        are cut short, and ``moose --recover`` stops with an error reading them (or crashes).  The input is the one
+        are cut short, and ``moose --recover`` stops with an error reading them (or crashes); or the outputs the
+        killed run left (CSV, Exodus, which the recovered run appends to) were cut short, and the recovered run's
+        outputs cannot be used (the parser already copes with a CSV that only lost its header).  The input is the one
         the killed run had already started with, so the checkpoint is to blame, not the input.  The cycle's start
         (the Voronoi start or the previous cycle's restart file) is an input of every run and intact, so the cycle is
         run again from there, without ``--recover``.  This counts as a walltime resubmission: the kill caused it.
