@@ -1,8 +1,9 @@
 """Sphinx configuration for aiida-multiscale (MyST markdown, aiida.sphinxext for process specs, sphinx-click)."""
 
-import aiida_multiscale
 from aiida import load_profile
 from aiida.storage.sqlite_temp import SqliteTempBackend
+
+import aiida_multiscale
 
 # aiida.sphinxext's process directives call load_profile() to build each spec (port defaults are nodes).  A throw-away
 # in-memory profile keeps the build independent of the machine's AiiDA configuration: it needs no config.json, no
