@@ -15,7 +15,7 @@ from .. import mechanics
 from ..data.handoff import HandoffData
 from ..data.microstructure import MicrostructureData
 from ..moose.solid_mechanics import FILE_BASE, build_elasticity_input, element_grain_map
-from .moose_restart import apply_restart, define_walltime_inputs, walltime_restart
+from .moose_restart import apply_restart, decide_restart, define_walltime_inputs
 from .protocols.utils import ProtocolMixin
 
 __all__ = ('DEFAULT_PARAMETERS', 'FemWorkChain', 'fem_input', 'fem_mechanics', 'fem_stress_map')
@@ -353,13 +353,7 @@ class FemWorkChain(ProtocolMixin, BaseRestartWorkChain):
     @process_handler(priority=600, exit_codes=[MooseCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
     def handle_out_of_walltime(self, node):
         """Killed at the walltime: resubmit the same solve with twice the time, a bounded number of times."""
-        decision = walltime_restart(
-            node,
-            restarts_done=self.ctx.walltime_restarts,
-            max_restarts=self.inputs.walltime_restarts.value,
-            limit=self.inputs.max_wallclock_seconds_limit.value,
-            can_recover=False,
-        )
+        decision = decide_restart(self, node, can_recover=False)
         what = f'{node.process_label}<{node.pk}> was killed at its walltime'
         if decision.action == 'give_up':
             self.report(f'{what}; giving up: {decision.message}')

@@ -25,6 +25,7 @@ __all__ = (
     'DEFAULT_WALLTIME_RESTARTS',
     'WalltimeRestart',
     'apply_restart',
+    'decide_restart',
     'define_walltime_inputs',
     'walltime_restart',
 )
@@ -140,6 +141,18 @@ def walltime_restart(
         None,
         f'no checkpoint to continue from: running again from the start with max_wallclock_seconds {walltime} -> '
         f'{longer} s',
+    )
+
+
+def decide_restart(workchain, node: orm.CalcJobNode, can_recover: bool) -> WalltimeRestart:
+    """:func:`walltime_restart` with the bounds of ``workchain``: its ``walltime_restarts`` and
+    ``max_wallclock_seconds_limit`` inputs, and the resubmissions counted in ``ctx.walltime_restarts``."""
+    return walltime_restart(
+        node,
+        restarts_done=workchain.ctx.walltime_restarts,
+        max_restarts=workchain.inputs.walltime_restarts.value,
+        limit=workchain.inputs.max_wallclock_seconds_limit.value,
+        can_recover=can_recover,
     )
 
 

@@ -21,7 +21,7 @@ from ..moose.phase_field import (
     arrhenius_mobility,
     build_grain_growth_input,
 )
-from .moose_restart import DEFAULT_WALLTIME_RESTARTS, apply_restart, define_walltime_inputs, walltime_restart
+from .moose_restart import DEFAULT_WALLTIME_RESTARTS, apply_restart, decide_restart, define_walltime_inputs
 from .protocols.utils import ProtocolMixin
 
 __all__ = ('PhaseFieldWorkChain', 'analyse_cycle', 'collect_statistics', 'initial_polycrystal')
@@ -614,13 +614,7 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
     @process_handler(priority=600, exit_codes=[MooseCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
     def handle_out_of_walltime(self, node):
         """Killed at the walltime: continue from the last checkpoint, else rerun the cycle with more time (bounded)."""
-        decision = walltime_restart(
-            node,
-            restarts_done=self.ctx.walltime_restarts,
-            max_restarts=self.inputs.walltime_restarts.value,
-            limit=self.inputs.max_wallclock_seconds_limit.value,
-            can_recover='checkpoint_interval' in self.ctx.inputs,
-        )
+        decision = decide_restart(self, node, can_recover='checkpoint_interval' in self.ctx.inputs)
         what = f'{node.process_label}<{node.pk}> of cycle {self.ctx.cycle} was killed at its walltime'
         if decision.action == 'give_up':
             self.report(f'{what}; giving up: {decision.message}')
@@ -660,13 +654,7 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
         if 'recover' not in node.inputs or not node.inputs.recover.value:
             return None
         error = node.exit_message or f'exit status {node.exit_status}'
-        decision = walltime_restart(
-            node,
-            restarts_done=self.ctx.walltime_restarts,
-            max_restarts=self.inputs.walltime_restarts.value,
-            limit=self.inputs.max_wallclock_seconds_limit.value,
-            can_recover=False,
-        )
+        decision = decide_restart(self, node, can_recover=False)
         what = f'{node.process_label}<{node.pk}> of cycle {self.ctx.cycle} could not continue from its checkpoint'
         if decision.action == 'give_up':
             self.report(f'{what}; giving up: {decision.message}')
