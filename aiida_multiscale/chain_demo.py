@@ -63,7 +63,7 @@ def write_pictures(chain, folder) -> list[pathlib.Path]:
     """Graph SVG, grain maps before/after, the FEM stress map and the DFT EOS fit of a finished chain, in ``folder``."""
     from aiida.common.links import LinkType
 
-    from .provenance.graph import write_graph
+    from aiida_multiscale.provenance.graph import write_graph
 
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -83,7 +83,7 @@ def write_pictures(chain, folder) -> list[pathlib.Path]:
 
 
 def _progress(chain) -> str:
-    from .cli.chain import status_rows
+    from aiida_multiscale.cli.chain import status_rows
 
     parts = []
     for row in status_rows(chain)[:-1]:
@@ -108,13 +108,13 @@ def main(
     from aiida.engine import submit
     from aiida.engine.daemon.client import get_daemon_client
 
-    from .provenance import render_text, trace
+    from aiida_multiscale.provenance import render_text, trace
 
     load_profile()
     if not get_daemon_client().is_daemon_running:
         print('The daemon is not running: start it with `verdi daemon start 2`.')
         return 1
-    from .workflows.chain import MultiscaleWorkChain
+    from aiida_multiscale.workflows.chain import MultiscaleWorkChain
 
     builder = MultiscaleWorkChain.get_builder_from_protocol(element, protocol=protocol, overrides=overrides)
     chain = submit(builder)

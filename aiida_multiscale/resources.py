@@ -296,11 +296,11 @@ def validate_calcjob_resources(what: str, code, options: t.Mapping | None, threa
 
 def builder_options(builder) -> dict[str, dict]:
     """The ``metadata.options`` each rung of ``builder`` will submit with, by rung (for ``--dry-run`` and tests)."""
-    from .workflows.chain import MultiscaleWorkChain
-    from .workflows.dft import DftWorkChain
-    from .workflows.fem import FemWorkChain
-    from .workflows.md import MdWorkChain
-    from .workflows.phase_field import PhaseFieldWorkChain
+    from aiida_multiscale.workflows.chain import MultiscaleWorkChain
+    from aiida_multiscale.workflows.dft import DftWorkChain
+    from aiida_multiscale.workflows.fem import FemWorkChain
+    from aiida_multiscale.workflows.md import MdWorkChain
+    from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain
 
     def plain(value):
         # Builder namespaces are Mappings, not dicts: turn them (and nested ones, e.g. resources) into plain dicts,

@@ -32,7 +32,7 @@ def main():
     from aiida.manage.caching import disable_caching
 
     load_profile()
-    from aiida_multiscale.md.potentials import get_or_create_potential, potentials_folder
+    from aiida_multiscale.engines.lammps.potentials import get_or_create_potential, potentials_folder
     from aiida_multiscale.workflows.md import MdWorkChain
 
     rows = []

@@ -43,8 +43,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aiida_multiscale.moose import grains as G  # noqa: E402
-from aiida_multiscale.moose.phase_field import VoronoiStart, build_grain_growth_input  # noqa: E402
+from aiida_multiscale.engines.moose import grains as G  # noqa: E402
+from aiida_multiscale.engines.moose.phase_field import VoronoiStart, build_grain_growth_input  # noqa: E402
 
 MOOSE = str(ROOT / '.codes' / 'bin' / 'moose')
 N_GRID, N_OP, N_GRAINS = 100, 8, 24

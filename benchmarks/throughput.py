@@ -84,7 +84,7 @@ def submit_rungs(codes, family) -> list:
 
     from aiida_multiscale.calculations.moose import MooseCalculation
     from aiida_multiscale.demo import build_al_scf
-    from aiida_multiscale.moose.hit import render_hit
+    from aiida_multiscale.engines.moose.hit import render_hit
 
     options = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'withmpi': False,
                'max_wallclock_seconds': 600}  # fmt: skip

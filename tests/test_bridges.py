@@ -10,17 +10,16 @@ from aiida import orm
 
 from aiida_multiscale.bridges import BRIDGE_EXIT_CODES
 from aiida_multiscale.bridges.dft_to_md import dft_to_md
-from aiida_multiscale.bridges.elasticity import (
-    born_violations,
-    first_order_std,
-    polycrystal_moduli,
-    single_crystal_youngs_100,
-)
 from aiida_multiscale.bridges.fem_to_macro import fem_to_macro
-from aiida_multiscale.bridges.md_to_mesoscale import BOLTZMANN_EV, make_assumptions, md_to_mesoscale
+from aiida_multiscale.bridges.md_to_mesoscale import make_assumptions, md_to_mesoscale
 from aiida_multiscale.bridges.mesoscale_to_fem import mesoscale_to_fem
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.physics.elasticity import born_stability_violations as born_violations
+from aiida_multiscale.physics.elasticity import e100 as single_crystal_youngs_100
+from aiida_multiscale.physics.elasticity import voigt_reuss_hill as polycrystal_moduli
+from aiida_multiscale.physics.uncertainty import first_order_std
+from aiida_multiscale.physics.units import BOLTZMANN_EV
 
 
 def status(label):

@@ -89,7 +89,7 @@ def test_bad_input_port_validator(codes, pseudo_family):
 @pytest.mark.real_code
 def test_chain_finishes_with_physical_macro(fast_chain):
     """Exit 0, a macro output whose E lies inside the bounds and agrees with an independent Hill estimate."""
-    from aiida_multiscale.bridges.elasticity import polycrystal_moduli
+    from aiida_multiscale.physics.elasticity import voigt_reuss_hill as polycrystal_moduli
 
     chain = fast_chain
     assert chain.is_finished_ok, f'[{chain.exit_status}] {chain.exit_message}'

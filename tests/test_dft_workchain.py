@@ -14,7 +14,7 @@ from aiida.engine import ProcessState
 from ase.build import bulk
 
 from aiida_multiscale.data.handoff import HandoffData
-from aiida_multiscale.dft.elastic import elastic_strain
+from aiida_multiscale.engines.qe.elastic import elastic_strain
 from aiida_multiscale.workflows.dft import DftWorkChain, fit_elastic_constants
 
 PW_FIXTURES = pathlib.Path(__file__).parent / 'fixtures' / 'pw'
@@ -266,7 +266,7 @@ def test_kpoints_convergence_refines_until_stable(codes, pseudo_family, monkeypa
 
 
 def elastic_strain_of(reference: orm.StructureData, strained: orm.StructureData) -> float:
-    from aiida_multiscale.dft.elastic import strain_from_cells
+    from aiida_multiscale.engines.qe.elastic import strain_from_cells
 
     return float(strain_from_cells(reference.cell, strained.cell)[0, 0])
 
@@ -425,7 +425,7 @@ def test_qe67_parser_stress_sign(case, aiida_localhost, codes):
 
 def test_qe67_parser_path_gives_elastic_constants(aiida_localhost, codes):
     """Both recorded strained runs through the parser and the stress-strain fit (8^3 k: unconverged but stable)."""
-    from aiida_multiscale.dft.elastic import fit_cubic_elastic_constants
+    from aiida_multiscale.engines.qe.elastic import fit_cubic_elastic_constants
 
     strains, stresses = [], []
     for case, delta in (('al_strain_minus', -0.01), ('al_strain_plus', 0.01)):

@@ -64,7 +64,7 @@ def test_wrong_node_types(codes, microstructure):
 @pytest.mark.daemon
 @pytest.mark.real_code
 def test_launch_wait_json_through_daemon(daemon_client, codes, microstructure):
-    from aiida_multiscale import mechanics
+    from aiida_multiscale.physics import elasticity as mechanics
 
     if not daemon_client.is_daemon_running:
         daemon_client.start_daemon(number_workers=1)

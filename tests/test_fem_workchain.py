@@ -10,9 +10,9 @@ from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 
-from aiida_multiscale import mechanics
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.physics import elasticity as mechanics
 from aiida_multiscale.workflows.fem import FemWorkChain, fem_mechanics
 
 

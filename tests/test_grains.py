@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from aiida_multiscale.moose import grains as G
+from aiida_multiscale.engines.moose import grains as G
 
 FIXTURE = pathlib.Path(__file__).parent / 'fixtures' / 'moose' / 'phase_field_small' / 'small.e'
 

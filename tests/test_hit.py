@@ -8,8 +8,15 @@ import subprocess
 import numpy as np
 import pytest
 
+from aiida_multiscale.engines.moose.hit import (
+    Expression,
+    HitError,
+    Variable,
+    format_value,
+    render_hit,
+    validate_cli_argument,
+)
 from aiida_multiscale.machine import default_executables
-from aiida_multiscale.moose.hit import Expression, HitError, Variable, format_value, render_hit, validate_cli_argument
 
 pytestmark = pytest.mark.unit
 

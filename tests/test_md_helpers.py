@@ -11,8 +11,8 @@ import pathlib
 import numpy as np
 import pytest
 
-from aiida_multiscale.md import bicrystal, inputs, parsing
-from aiida_multiscale.md.potentials import (
+from aiida_multiscale.engines.lammps import bicrystal, inputs, parsing
+from aiida_multiscale.engines.lammps.potentials import (
     DEFAULT_POTENTIALS,
     PotentialFileError,
     default_potential,

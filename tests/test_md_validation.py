@@ -15,7 +15,7 @@ from aiida.engine import run
 from click.testing import CliRunner
 
 from aiida_multiscale.cli import cli
-from aiida_multiscale.md.potentials import _class_tags, get_or_create_potential, potentials_folder
+from aiida_multiscale.engines.lammps.potentials import _class_tags, get_or_create_potential, potentials_folder
 from aiida_multiscale.workflows.md import MdWorkChain
 
 

@@ -18,7 +18,7 @@ from aiida.engine import run_get_node
 from aiida.manage.caching import enable_caching
 
 from aiida_multiscale.data.handoff import HandoffData
-from aiida_multiscale.md.potentials import default_potential, get_or_create_potential, potentials_folder
+from aiida_multiscale.engines.lammps.potentials import default_potential, get_or_create_potential, potentials_folder
 from aiida_multiscale.workflows.md import MdWorkChain
 
 pytestmark = [pytest.mark.real_code]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aiida_multiscale import mechanics as m
+from aiida_multiscale.physics import elasticity as m
 
 pytestmark = pytest.mark.unit
 AL = (108.2, 61.3, 28.5)  # GPa, FACTS.md
@@ -73,10 +73,10 @@ def test_single_grain_bounds_collapse():
 
 
 def test_born_stability():
-    assert m.born_stability_errors(*AL) == []
-    errors = m.born_stability_errors(50.0, 60.0, -1.0)
+    assert m.born_stability_violations(*AL) == []
+    errors = m.born_stability_violations(50.0, 60.0, -1.0)
     assert any('C44' in e for e in errors) and any('C11 - C12' in e for e in errors)
-    assert m.born_stability_errors(100.0, -60.0, 10.0)[0].startswith('C11 + 2 C12')
+    assert m.born_stability_violations(100.0, -60.0, 10.0)[0].startswith('C11 + 2 C12')
 
 
 def test_von_mises():

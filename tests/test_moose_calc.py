@@ -10,7 +10,7 @@ from aiida import orm
 from aiida.engine import run_get_node
 
 from aiida_multiscale.calculations.moose import MooseCalculation
-from aiida_multiscale.moose.hit import render_hit
+from aiida_multiscale.engines.moose.hit import render_hit
 
 
 def _input(mesh_file: str | None = None) -> str:

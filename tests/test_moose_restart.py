@@ -27,7 +27,7 @@ from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 
 from aiida_multiscale.calculations.moose import CHECKPOINT_DIRECTORY, MooseCalculation, checkpoint_input
-from aiida_multiscale.moose.hit import render_hit
+from aiida_multiscale.engines.moose.hit import render_hit
 from aiida_multiscale.parsers.moose import MooseParser, latest_checkpoint, parse_csv
 from aiida_multiscale.workflows.fem import FemWorkChain
 from aiida_multiscale.workflows.moose_restart import walltime_restart

@@ -133,7 +133,7 @@ def test_restart_handler_cuts_dt_and_restarts_mock(codes, aiida_localhost):
 
 
 def _grain_growth(**changes):
-    from aiida_multiscale.moose.phase_field import FunctionStart, build_grain_growth_input
+    from aiida_multiscale.engines.moose.phase_field import FunctionStart, build_grain_growth_input
 
     kwargs = dict(
         gb_energy=0.36, mobility_prefactor=2.5e-6, activation_energy=0.23, temperature=560.0, anneal_time=1e-6,
@@ -182,7 +182,7 @@ def test_split_formulation_is_the_same_bulk_force():
 def test_explicit_stable_dt_matches_the_lumped_laplacian():
     """The diffusion part of ``explicit_stable_dt`` is the largest eigenvalue of the lumped-mass bilinear Laplacian,
     checked against the matrix assembled here on a small periodic grid (hx != hy)."""
-    from aiida_multiscale.moose.phase_field import EXPLICIT_SAFETY, explicit_stable_dt, model_constants
+    from aiida_multiscale.engines.moose.phase_field import EXPLICIT_SAFETY, explicit_stable_dt, model_constants
 
     nx, ny, hx, hy = 6, 4, 1.0, 1.7
     k1 = lambda n, h: (2 * np.eye(n) - np.roll(np.eye(n), 1, 0) - np.roll(np.eye(n), -1, 0)) / h  # noqa: E731
@@ -200,7 +200,7 @@ def test_explicit_stable_dt_matches_the_lumped_laplacian():
 
 def test_time_integration_choice():
     """``auto`` integrates explicitly only when dt_max is a few stable steps, and the inputs differ accordingly."""
-    from aiida_multiscale.moose.phase_field import explicit_stable_dt
+    from aiida_multiscale.engines.moose.phase_field import explicit_stable_dt
 
     built = _grain_growth(time_integration='implicit')
     stable = explicit_stable_dt(built.constants, (5e-8, 5e-8))

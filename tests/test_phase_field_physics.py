@@ -9,8 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from aiida_multiscale.moose import grains as G
-from aiida_multiscale.moose.phase_field import (
+from aiida_multiscale.engines.moose import grains as G
+from aiida_multiscale.engines.moose.phase_field import (
     CircleStart,
     FunctionStart,
     VoronoiStart,

@@ -24,7 +24,7 @@ from aiida.plugins import CalculationFactory
 from slurm import scancel, squeue
 
 from aiida_multiscale.calculations.moose import MooseCalculation
-from aiida_multiscale.moose.hit import render_hit
+from aiida_multiscale.engines.moose.hit import render_hit
 
 pytestmark = [pytest.mark.real_code]
 

@@ -23,7 +23,7 @@ from aiida.engine import run_get_node
 from aiida.plugins import CalculationFactory
 
 from aiida_multiscale.calculations.moose import MooseCalculation
-from aiida_multiscale.moose.hit import render_hit
+from aiida_multiscale.engines.moose.hit import render_hit
 
 pytestmark = [pytest.mark.real_code]
 

@@ -6,9 +6,9 @@ import math
 
 from aiida.engine import calcfunction
 
-from ..data.handoff import HandoffData
-from . import bridge_exit_code
-from .elasticity import born_violations
+from aiida_multiscale.bridges import bridge_exit_code
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.physics.elasticity import born_stability_violations
 
 __all__ = ('dft_to_md', 'EOS_QUANTITIES', 'ELASTIC_QUANTITIES')
 
@@ -62,7 +62,7 @@ def dft_to_md(eos: HandoffData, elastic: HandoffData):
         return bridge_exit_code('ERROR_DFT_TO_MD_INVALID_EOS', f'a0 = {a0:.4g} angstrom, B0 = {bulk.value:.4g} GPa')
 
     c11, c12, c44 = (elastic.get_quantity(name, 'GPa') for name in ('c11', 'c12', 'c44'))
-    problems = born_violations(c11.value, c12.value, c44.value)
+    problems = born_stability_violations(c11.value, c12.value, c44.value)
     if problems:
         return bridge_exit_code('ERROR_DFT_TO_MD_BORN_UNSTABLE', '; '.join(problems) + ' (GPa)')
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiida.engine import calcfunction
 
-from ..data.handoff import HandoffData
-from ..data.microstructure import MicrostructureData
-from . import bridge_exit_code
-from .elasticity import first_order_std, polycrystal_moduli
+from aiida_multiscale.bridges import bridge_exit_code
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.physics.elasticity import voigt_reuss_hill
+from aiida_multiscale.physics.uncertainty import first_order_std
 
 __all__ = ('BOUNDS_TOLERANCE', 'fem_to_macro', 'MACRO_QUANTITIES')
 
@@ -65,9 +66,9 @@ def fem_to_macro(
         weights = microstructure.area_fractions
 
         def model(key):
-            return lambda c11, c12, c44: polycrystal_moduli(c11, c12, c44, euler, weights)[key]
+            return lambda c11, c12, c44: voigt_reuss_hill(c11, c12, c44, euler, weights)[key]
 
-        hill = polycrystal_moduli(*values, euler, weights)
+        hill = voigt_reuss_hill(*values, euler, weights)
         relative_e = first_order_std(model('youngs_modulus_hill'), values, errors) / hill['youngs_modulus_hill']
         relative_nu = first_order_std(model('poisson_ratio_hill'), values, errors) / hill['poisson_ratio_hill']
         stds['youngs_modulus'] = relative_e * youngs.value

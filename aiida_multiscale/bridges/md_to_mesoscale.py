@@ -6,19 +6,18 @@ import math
 
 from aiida.engine import calcfunction
 
-from ..data.handoff import HandoffData
-from . import bridge_exit_code
+from aiida_multiscale.bridges import bridge_exit_code
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.physics.units import BOLTZMANN_EV
 
 __all__ = (
     'ASSUMPTION_UNITS',
-    'BOLTZMANN_EV',
     'MAX_GB_ENERGY',
     'make_assumptions',
     'md_to_mesoscale',
     'relative_potential_error',
 )
 
-BOLTZMANN_EV = 8.617333262e-5  # eV/K (CODATA 2018, exact in the 2019 SI)
 
 #: Upper limit of a plausible grain-boundary energy (J/m^2).  The largest measured and computed GB energies of
 #: metals (W, Ir, Re) are about 3-4 J/m^2 (Ratanaphan et al., Acta Mater. 88, 346 (2015)); a larger number from MD

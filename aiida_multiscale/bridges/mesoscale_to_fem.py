@@ -7,11 +7,11 @@ import math
 from aiida import orm
 from aiida.engine import calcfunction
 
-from ..data.handoff import HandoffData
-from ..data.microstructure import MicrostructureData
-from . import bridge_exit_code
-from .elasticity import born_violations
-from .md_to_mesoscale import relative_potential_error
+from aiida_multiscale.bridges import bridge_exit_code
+from aiida_multiscale.bridges.md_to_mesoscale import relative_potential_error
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.physics.elasticity import born_stability_violations
 
 __all__ = ('interface_width_from_parameters', 'mesoscale_to_fem', 'MIN_PIXELS_PER_GRAIN')
 
@@ -25,7 +25,7 @@ def interface_width_from_parameters(parameters: dict | None) -> float | None:
     ``interface_width`` [m] when given (a value with a unit, ``{'value': 20, 'unit': 'nm'}`` or ``'20 nm'``, is
     converted with pint); otherwise the phase-field rung's default of 4 elements, ``4 domain_size / grid``.
     """
-    from ..units import ureg
+    from aiida_multiscale.physics.units import ureg
 
     if not parameters:
         return None
@@ -96,7 +96,7 @@ def mesoscale_to_fem(
     if missing:
         return bridge_exit_code('ERROR_MESOSCALE_TO_FEM_BORN_UNSTABLE', f'missing elastic constants {missing}')
     constants = {name: elastic.get_quantity(name, 'Pa') for name in ('c11', 'c12', 'c44')}
-    problems = born_violations(*(q.value / 1e9 for q in constants.values()))
+    problems = born_stability_violations(*(q.value / 1e9 for q in constants.values()))
     if problems:
         return bridge_exit_code('ERROR_MESOSCALE_TO_FEM_BORN_UNSTABLE', '; '.join(problems) + ' (GPa)')
 

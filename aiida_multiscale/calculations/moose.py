@@ -9,8 +9,8 @@ from aiida import orm
 from aiida.common import datastructures
 from aiida.engine import CalcJob
 
-from ..moose.hit import HitError, render_hit, validate_cli_argument
-from ..resources import validate_calcjob_resources
+from aiida_multiscale.engines.moose.hit import HitError, render_hit, validate_cli_argument
+from aiida_multiscale.resources import validate_calcjob_resources
 
 __all__ = ('CHECKPOINT_DIRECTORY', 'CHECKPOINT_INPUT', 'MooseCalculation', 'checkpoint_input')
 
@@ -70,7 +70,7 @@ def _validate_input_file(value, _):
         with value.open(mode='rb') as handle:
             text = handle.read().decode('utf-8', errors='replace')
     if not text.strip():
-        return 'input_file is empty: render a MOOSE input with aiida_multiscale.moose.hit.render_hit()'
+        return 'input_file is empty: render a MOOSE input with aiida_multiscale.engines.moose.hit.render_hit()'
     if '\x00' in text:
         return 'input_file contains NUL bytes: it must be MOOSE HIT text'
 
@@ -140,8 +140,8 @@ def _validate_inputs(inputs, ctx):
 class MooseCalculation(CalcJob):
     """One run of a MOOSE application on a rendered HIT input plus auxiliary files.
 
-    The input is text produced by :func:`aiida_multiscale.moose.hit.render_hit` (so that no user string can inject
-    blocks), stored as a ``SinglefileData`` or ``Str``.  Auxiliary files (a seed CSV, a mesh, an Exodus file to restart
+    The input is text produced by :func:`~aiida_multiscale.engines.moose.hit.render_hit` (so that no user string can
+    inject blocks), stored as a ``SinglefileData`` or ``Str``.  Auxiliary files (a seed CSV, a mesh, an Exodus file to restart
     from) are copied next to it under their own file names, which is how MOOSE inputs refer to them.  MOOSE writes its
     outputs next to the input, so the postprocessor CSV files, the Exodus files and the log are retrieved with globs.
     The standard error is joined into the log because MOOSE prints its ``*** ERROR ***`` blocks there.
@@ -168,7 +168,7 @@ class MooseCalculation(CalcJob):
             'input_file',
             valid_type=(orm.SinglefileData, orm.Str),
             validator=_validate_input_file,
-            help='The MOOSE input (HIT text), e.g. rendered with aiida_multiscale.moose.hit.render_hit().',
+            help='The MOOSE input (HIT text), e.g. rendered with aiida_multiscale.engines.moose.hit.render_hit().',
         )
         spec.input_namespace(
             'files',

@@ -7,9 +7,9 @@ import json
 
 import click
 
-from ..resources import RUNGS
-from . import cli, cmd_launch
-from .utils import DRY_RUN, echo_error, launch, resource_options
+from aiida_multiscale.cli import cli, cmd_launch
+from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, resource_options
+from aiida_multiscale.resources import RUNGS
 
 __all__ = ('cmd_graph', 'cmd_launch_chain', 'cmd_status', 'cmd_trace', 'status_rows')
 
@@ -54,7 +54,7 @@ def cmd_launch_chain(
     The resource flags are per rung (--dft-num-mpiprocs-per-machine, --md-queue, ...): pw.x may run on many MPI
     ranks while the serial lmp and MOOSE of a workstation may not.
     """
-    from ..workflows.chain import MultiscaleWorkChain
+    from aiida_multiscale.workflows.chain import MultiscaleWorkChain
 
     try:
         builder = MultiscaleWorkChain.get_builder_from_protocol(
@@ -80,8 +80,8 @@ def status_rows(chain) -> list[dict]:
     """
     from aiida.common.links import LinkType
 
-    from ..provenance.caching import cache_summary
-    from ..workflows.chain import RUNGS
+    from aiida_multiscale.provenance.caching import cache_summary
+    from aiida_multiscale.workflows.chain import RUNGS
 
     called = {link.link_label: link.node for link in chain.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()}
     rows = []
@@ -146,7 +146,7 @@ def cmd_status(pk, as_json):
 )
 def cmd_trace(pk, fmt):
     """The macro prediction of chain PK (or of a macro node), its handoffs and the DFT calculations behind it."""
-    from ..provenance import render_text, trace, trace_json
+    from aiida_multiscale.provenance import render_text, trace, trace_json
 
     node = _load_process(pk)
     try:
@@ -174,7 +174,7 @@ def cmd_graph(pk, output, full):
     """Draw the provenance graph of chain PK with the handoffs highlighted."""
     from aiida import orm
 
-    from ..provenance.graph import write_graph
+    from aiida_multiscale.provenance.graph import write_graph
 
     node = _load_process(pk)
     if not isinstance(node, orm.WorkflowNode):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cmd_launch
-from .utils import DRY_RUN, echo_error, launch, resource_options
+from aiida_multiscale.cli import cmd_launch
+from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, resource_options
 
 __all__ = ('cmd_launch_dft',)
 
@@ -31,7 +31,7 @@ def cmd_launch_dft(element, protocol, pseudo_family, code_label, wait, as_json, 
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-    from ..workflows.dft import DftWorkChain
+    from aiida_multiscale.workflows.dft import DftWorkChain
 
     try:
         code = orm.load_code(code_label)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cmd_launch
-from .utils import DRY_RUN, echo_error, launch, load_input_node, resource_options
+from aiida_multiscale.cli import cmd_launch
+from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, load_input_node, resource_options
 
 __all__ = ('cmd_launch_fem',)
 
@@ -45,9 +45,9 @@ def cmd_launch_fem(
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-    from ..data.handoff import HandoffData
-    from ..data.microstructure import MicrostructureData
-    from ..workflows.fem import FemWorkChain
+    from aiida_multiscale.data.handoff import HandoffData
+    from aiida_multiscale.data.microstructure import MicrostructureData
+    from aiida_multiscale.workflows.fem import FemWorkChain
 
     constants = {'c11': c11, 'c12': c12, 'c44': c44}
     given = [name for name, value in constants.items() if value is not None]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cmd_launch
-from .utils import DRY_RUN, echo_error, launch, load_input_node, resource_options
+from aiida_multiscale.cli import cmd_launch
+from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, load_input_node, resource_options
 
 __all__ = ('cmd_launch_md', 'load_dft_handoff')
 
@@ -46,8 +46,8 @@ def cmd_launch_md(
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
-    from ..md.potentials import PotentialFileError, get_or_create_potential
-    from ..workflows.md import MdWorkChain
+    from aiida_multiscale.engines.lammps.potentials import PotentialFileError, get_or_create_potential
+    from aiida_multiscale.workflows.md import MdWorkChain
 
     try:
         code = orm.load_code(code_label)
@@ -79,7 +79,7 @@ def load_dft_handoff(identifier: str):
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
     from aiida.common.links import LinkType
 
-    from ..data.handoff import HandoffData
+    from aiida_multiscale.data.handoff import HandoffData
 
     try:
         node = orm.load_node(identifier)
@@ -98,7 +98,7 @@ def load_dft_handoff(identifier: str):
 
 def _validate(builder) -> str | None:
     """Run the work chain's port validators now, so bad input is a one-line error and nothing is submitted."""
-    from ..workflows.md import validate_element, validate_inputs
+    from aiida_multiscale.workflows.md import validate_element, validate_inputs
 
     for message in (validate_element(builder.element), validate_inputs(dict(builder))):
         if message:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cmd_launch
-from .utils import DRY_RUN, echo_error, launch, load_input_node, resource_options
+from aiida_multiscale.cli import cmd_launch
+from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, load_input_node, resource_options
 
 __all__ = ('cmd_launch_phase_field',)
 
@@ -73,8 +73,8 @@ def cmd_launch_phase_field(
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
     from aiida.orm import load_code
 
-    from ..data.handoff import HandoffData
-    from ..workflows.phase_field import PhaseFieldWorkChain
+    from aiida_multiscale.data.handoff import HandoffData
+    from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain
 
     if gb_energy is not None and md is not None:
         echo_error('give either --gb-energy or --md, not both')

@@ -2,7 +2,7 @@
 
 import click
 
-from . import cli
+from aiida_multiscale.cli import cli
 
 
 @cli.command('setup')
@@ -81,7 +81,7 @@ def cmd_setup(
     problem stops the set-up with one line that says what is wrong and how to fix it, and nothing half-created is
     left behind, so a rerun after the fix succeeds.
     """
-    from ..machine import SetupError, run_setup
+    from aiida_multiscale.machine import SetupError, run_setup
 
     try:
         result = run_setup(

@@ -9,7 +9,7 @@ import time
 
 import click
 
-from ..resources import FLAGS, RUNGS, options_from_flags
+from aiida_multiscale.resources import FLAGS, RUNGS, options_from_flags
 
 __all__ = ('DRY_RUN', 'echo_error', 'launch', 'load_input_node', 'process_summary', 'resource_options')
 
@@ -76,7 +76,7 @@ def echo_error(message: str) -> None:
 def _output_summary(node) -> dict:
     from aiida import orm
 
-    from ..data.handoff import HandoffData
+    from aiida_multiscale.data.handoff import HandoffData
 
     if isinstance(node, HandoffData):
         return node.summary()
@@ -119,7 +119,7 @@ def launch(builder, wait: bool, as_json: bool, poll: float = 2.0, dry_run: bool 
     from aiida.engine import submit
     from aiida.engine.daemon.client import get_daemon_client
 
-    from ..resources import builder_options
+    from aiida_multiscale.resources import builder_options
 
     error = builder._process_class.spec().inputs.validate(builder._inputs(prune=True))
     if error is not None:

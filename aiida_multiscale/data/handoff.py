@@ -8,7 +8,7 @@ import typing as t
 
 from aiida import orm
 
-from ..units import convert, is_finite_number, parse_unit
+from aiida_multiscale.physics.units import convert, is_finite_number, parse_unit
 
 __all__ = ('HandoffData', 'Quantity')
 

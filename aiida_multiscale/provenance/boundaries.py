@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiida import orm
 from aiida.common.links import LinkType
 
-from ..bridges import BRIDGES
+from aiida_multiscale.bridges import BRIDGES
 
 __all__ = ('boundary_violations',)
 

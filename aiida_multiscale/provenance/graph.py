@@ -9,9 +9,9 @@ from aiida.common.links import LinkType
 from aiida.tools.visualization import Graph
 from aiida.tools.visualization.graph import LinkPair, default_node_styles
 
-from ..bridges import BRIDGES
-from ..data.handoff import HandoffData
-from ..data.microstructure import MicrostructureData
+from aiida_multiscale.bridges import BRIDGES
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.data.microstructure import MicrostructureData
 
 __all__ = ('chain_graph', 'write_graph')
 

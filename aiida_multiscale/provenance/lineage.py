@@ -7,8 +7,8 @@ import dataclasses
 from aiida import orm
 from aiida.common.links import LinkType
 
-from ..bridges import BRIDGES
-from ..data.handoff import HandoffData
+from aiida_multiscale.bridges import BRIDGES
+from aiida_multiscale.data.handoff import HandoffData
 
 __all__ = ('Lineage', 'dft_calculation_summary', 'find_macro', 'trace', 'trace_json')
 

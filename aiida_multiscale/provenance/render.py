@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .lineage import Lineage, trace_json
+from aiida_multiscale.provenance.lineage import Lineage, trace_json
 
 __all__ = ('format_quantity', 'render_text')
 

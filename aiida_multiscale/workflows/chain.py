@@ -8,15 +8,15 @@ from aiida import orm
 from aiida.engine import ExitCode, ToContext, WorkChain
 from aiida.plugins import WorkflowFactory
 
-from ..bridges import BRIDGE_EXIT_CODES
-from ..bridges.dft_to_md import dft_to_md
-from ..bridges.fem_to_macro import fem_to_macro
-from ..bridges.md_to_mesoscale import ASSUMPTION_UNITS, make_assumptions, md_to_mesoscale
-from ..bridges.mesoscale_to_fem import mesoscale_to_fem
-from ..data.handoff import HandoffData
-from ..data.microstructure import MicrostructureData
-from .md import check_potential as check_potential_against_dft
-from .protocols.utils import ProtocolMixin
+from aiida_multiscale.bridges import BRIDGE_EXIT_CODES
+from aiida_multiscale.bridges.dft_to_md import dft_to_md
+from aiida_multiscale.bridges.fem_to_macro import fem_to_macro
+from aiida_multiscale.bridges.md_to_mesoscale import ASSUMPTION_UNITS, make_assumptions, md_to_mesoscale
+from aiida_multiscale.bridges.mesoscale_to_fem import mesoscale_to_fem
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.workflows.md import check_potential as check_potential_against_dft
+from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 
 DftWorkChain = WorkflowFactory('multiscale.dft')
 MdWorkChain = WorkflowFactory('multiscale.md')
@@ -334,7 +334,7 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             code = codes.get(name, f'{name}@localhost')
             codes[name] = orm.load_code(code) if isinstance(code, str) else code
 
-        from ..resources import split_chain_options
+        from aiida_multiscale.resources import split_chain_options
 
         rung_options = split_chain_options(options)
         builder = cls.get_builder()

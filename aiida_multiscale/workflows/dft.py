@@ -12,11 +12,12 @@ from aiida_quantumespresso.calculations.pw import PwCalculation
 from aiida_quantumespresso.common.types import RestartType
 from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
 
-from ..data.handoff import HandoffData
-from ..dft import elastic as elastic_fits
-from ..dft import eos as eos_fits
-from ..dft import structures as cubic
-from .protocols.utils import ProtocolMixin
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.engines.qe import elastic as elastic_fits
+from aiida_multiscale.engines.qe import structures as cubic
+from aiida_multiscale.physics import eos as eos_fits
+from aiida_multiscale.physics.elasticity import born_stability_violations, bulk_modulus_from_cij
+from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 
 __all__ = ('DEFAULT_PARAMETERS', 'DftWorkChain', 'MultiscalePwBaseWorkChain')
 
@@ -205,7 +206,7 @@ def scale_structure_volumes(structure: orm.StructureData, factors: orm.List) -> 
 
 @calcfunction
 def strain_structure(structure: orm.StructureData, strains: orm.List) -> dict:
-    """Copies of ``structure`` deformed by the strain of :func:`~aiida_multiscale.dft.elastic.elastic_strain`."""
+    """Copies of ``structure`` deformed by the strain of :func:`~aiida_multiscale.engines.qe.elastic.elastic_strain`."""
     results = {}
     for index, delta in enumerate(strains.get_list()):
         atoms = structure.get_ase()
@@ -600,7 +601,7 @@ class DftWorkChain(ProtocolMixin, WorkChain):
             system['nspin'] = 2
             system['starting_magnetization'] = moments
 
-        from ..resources import merge_options, resolve_options
+        from aiida_multiscale.resources import merge_options, resolve_options
 
         # The protocol's `options`, then scf.pw.metadata.options overrides, then the caller's; checked against the code.
         legacy = inputs['scf']['pw'].get('metadata', {}).get('options')
@@ -848,10 +849,10 @@ class DftWorkChain(ProtocolMixin, WorkChain):
     def _check_elastic(self, elastic: HandoffData, eos: HandoffData):
         """Exit codes for an unstable or inconsistent set of elastic constants (None when both checks pass)."""
         c11, c12, c44 = (elastic.value(name, 'GPa') for name in ('c11', 'c12', 'c44'))
-        violations = elastic_fits.born_stability_violations(c11, c12, c44)
+        violations = born_stability_violations(c11, c12, c44)
         if violations:
             return self.exit_codes.ERROR_BORN_UNSTABLE.format(violations='; '.join(violations))
-        b_cij = elastic_fits.bulk_modulus_from_cij(c11, c12)
+        b_cij = bulk_modulus_from_cij(c11, c12)
         b0 = eos.value('bulk_modulus', 'GPa')
         tolerance = self.ctx.parameters['bulk_modulus_tolerance']
         deviation = abs(b_cij - b0) / b0

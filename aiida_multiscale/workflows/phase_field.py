@@ -12,17 +12,23 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ExitCode, ProcessHandlerReport, calcfunction, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from ..data.handoff import HandoffData
-from ..data.microstructure import MicrostructureData, relabel_grains
-from ..moose import grains as G
-from ..moose.phase_field import (
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.data.microstructure import MicrostructureData, relabel_grains
+from aiida_multiscale.engines.moose import grains as G
+from aiida_multiscale.engines.moose.phase_field import (
     RestartStart,
     VoronoiStart,
     arrhenius_mobility,
     build_grain_growth_input,
 )
-from .moose_restart import DEFAULT_WALLTIME_RESTARTS, apply_restart, decide_restart, define_walltime_inputs
-from .protocols.utils import ProtocolMixin
+from aiida_multiscale.physics.units import BOLTZMANN_EV
+from aiida_multiscale.workflows.moose_restart import (
+    DEFAULT_WALLTIME_RESTARTS,
+    apply_restart,
+    decide_restart,
+    define_walltime_inputs,
+)
+from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 
 __all__ = ('PhaseFieldWorkChain', 'analyse_cycle', 'collect_statistics', 'initial_polycrystal')
 
@@ -322,7 +328,7 @@ def collect_statistics(
     q = interface.get_quantity('activation_energy', 'eV')
     temperature = interface.get_quantity('temperature', 'K')
     mobility = arrhenius_mobility(m0.value, q.value, temperature.value)
-    kt = G_BOLTZMANN * temperature.value
+    kt = BOLTZMANN_EV * temperature.value
     relative = math.sqrt(
         ((m0.std or 0) / m0.value) ** 2
         + ((q.std or 0) / kt) ** 2
@@ -362,9 +368,6 @@ def collect_statistics(
             quantities, bridge='phase_field', from_scale='mesoscale', to_scale='fem', metadata=metadata
         ),
     }
-
-
-G_BOLTZMANN = 8.617333262e-5  # eV/K
 
 
 # ---------------------------------------------------------------------------------------------------- work chain
@@ -486,7 +489,7 @@ class PhaseFieldWorkChain(ProtocolMixin, BaseRestartWorkChain):
         inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
         builder.moose.code = code
-        from ..resources import resolve_options
+        from aiida_multiscale.resources import resolve_options
 
         threads = _parameters(inputs['parameters'])['threads']
         builder.moose.metadata.options = resolve_options('phase_field', code, inputs.get('options'), options, threads)

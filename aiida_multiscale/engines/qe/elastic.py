@@ -1,10 +1,12 @@
-"""Cubic elastic constants from stress-strain: the strain set, the linear fits, and the Born stability conditions."""
+"""The DFT rung's stress-strain set: one combined strain per cell, and the cubic constants it gives."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ('born_stability_violations', 'bulk_modulus_from_cij', 'elastic_strain', 'fit_cubic_elastic_constants')
+from aiida_multiscale.physics.elasticity import cubic_elastic_constants, stress_strain_slope
+
+__all__ = ('elastic_strain', 'fit_cubic_elastic_constants', 'strain_from_cells')
 
 
 def elastic_strain(delta: float) -> np.ndarray:
@@ -24,29 +26,8 @@ def strain_from_cells(reference_cell, strained_cell) -> np.ndarray:
     return 0.5 * (deformation + deformation.T) - np.eye(3)
 
 
-def _slope(x, y):
-    """Slope of y(x) at x = 0, its standard error from the fit residuals (None without spare points), intercept.
-
-    With four or more distinct strains the fit is quadratic: the non-linear elastic term (C111 delta^2 / 2 is several
-    percent of the linear stress at delta = 1 %) then lands in its own coefficient instead of inflating the residual.
-    For strains symmetric about zero the slope is the same as the linear fit's.
-    """
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    degree = 2 if len(np.unique(x)) >= 4 else 1
-    design = np.vander(x, degree + 1, increasing=True)
-    coeffs, *_ = np.linalg.lstsq(design, y, rcond=None)
-    residual = y - design @ coeffs
-    dof = len(x) - (degree + 1)
-    if dof <= 0:
-        return float(coeffs[1]), None, float(coeffs[0])
-    sigma2 = float(residual @ residual) / dof
-    covariance = sigma2 * np.linalg.inv(design.T @ design)
-    return float(coeffs[1]), float(np.sqrt(covariance[1, 1])), float(coeffs[0])
-
-
 def fit_cubic_elastic_constants(strains, stresses) -> dict:
-    """C11, C12, C44 (GPa) and their std from linear fits of stress against strain.
+    """C11, C12, C44 (GPa) and their std from the package's one stress-strain fitter.
 
     :param strains: (n, 3, 3) strain tensors of the form :func:`elastic_strain` (checked).
     :param stresses: (n, 3, 3) physical stresses in GPa (tension positive, i.e. minus QE's sign).
@@ -65,12 +46,18 @@ def fit_cubic_elastic_constants(strains, stresses) -> dict:
         raise ValueError('strains are not of the form e_xx = e_yz(engineering) = delta used by this fit')
     if np.ptp(delta) <= 0:
         raise ValueError('strains must differ from each other')
-    c11, c11_std, _ = _slope(delta, stresses[:, 0, 0])
-    c12, c12_std, _ = _slope(np.concatenate([delta, delta]), np.concatenate([stresses[:, 1, 1], stresses[:, 2, 2]]))
-    c44, c44_std, _ = _slope(delta, 0.5 * (stresses[:, 1, 2] + stresses[:, 2, 1]))
-    c12_yy, *_ = _slope(delta, stresses[:, 1, 1])
-    c12_zz, *_ = _slope(delta, stresses[:, 2, 2])
-    *_, intercept = _slope(delta, np.trace(stresses, axis1=1, axis2=2) / 3)
+    fit = cubic_elastic_constants(
+        delta,
+        stresses[:, 0, 0],
+        stresses[:, 1, 1],
+        stresses[:, 2, 2],
+        delta,
+        0.5 * (stresses[:, 1, 2] + stresses[:, 2, 1]),
+    )
+    (c11, c11_std), (c12, c12_std), (c44, c44_std) = fit['c11'], fit['c12'], fit['c44']
+    c12_yy, *_ = stress_strain_slope(delta, stresses[:, 1, 1])
+    c12_zz, *_ = stress_strain_slope(delta, stresses[:, 2, 2])
+    *_, intercept = stress_strain_slope(delta, np.trace(stresses, axis1=1, axis2=2) / 3)
     return {
         'c11': c11,
         'c12': c12,
@@ -81,20 +68,3 @@ def fit_cubic_elastic_constants(strains, stresses) -> dict:
         'symmetry_error': abs(c12_yy - c12_zz),
         'residual_pressure': float(-intercept),
     }
-
-
-def bulk_modulus_from_cij(c11: float, c12: float) -> float:
-    """Bulk modulus of a cubic crystal, B = (C11 + 2 C12) / 3."""
-    return (c11 + 2 * c12) / 3
-
-
-def born_stability_violations(c11: float, c12: float, c44: float) -> list[str]:
-    """The Born conditions of a cubic crystal that fail (empty when stable): C11-C12>0, C11+2C12>0, C44>0."""
-    violations = []
-    if not c11 - c12 > 0:
-        violations.append(f'C11 - C12 = {c11 - c12:.4g} GPa <= 0 (tetragonal shear unstable)')
-    if not c11 + 2 * c12 > 0:
-        violations.append(f'C11 + 2 C12 = {c11 + 2 * c12:.4g} GPa <= 0 (unstable under hydrostatic strain)')
-    if not c44 > 0:
-        violations.append(f'C44 = {c44:.4g} GPa <= 0 (shear unstable)')
-    return violations

@@ -28,10 +28,10 @@ import typing as t
 
 import numpy as np
 
-from .hit import Expression, Variable, render_hit
+from aiida_multiscale.engines.moose.hit import Expression, Variable, render_hit
+from aiida_multiscale.physics.units import BOLTZMANN_EV, factor
 
 __all__ = (
-    'BOLTZMANN_EV',
     'CircleStart',
     'FunctionStart',
     'GrainGrowthInput',
@@ -43,12 +43,9 @@ __all__ = (
     'model_constants',
 )
 
-#: Boltzmann constant in eV/K (CODATA 2018, exact).
-BOLTZMANN_EV = 8.617333262e-5
-#: 1 J/m^2 in eV/nm^2.
-J_PER_M2_TO_EV_PER_NM2 = 1.0 / 1.602176634e-19 * 1e-18
-#: 1 m^4/(J s) in nm^4/(eV ns).
-M4_PER_JS_TO_NM4_PER_EVNS = 1e36 * 1.602176634e-19 * 1e-9
+#: 1 J/m^2 in eV/nm^2 and 1 m^4/(J s) in nm^4/(eV ns): the model runs in nm / ns / eV (well-scaled numbers).
+J_PER_M2_TO_EV_PER_NM2 = factor('J/m^2', 'eV/nm^2')
+M4_PER_JS_TO_NM4_PER_EVNS = factor('m^4/(J*s)', 'nm^4/(eV*ns)')
 #: Moelans' gamma: symmetric interfaces, the profile of which gives the relations above.
 GAMMA = 1.5
 

@@ -24,8 +24,8 @@ import dataclasses
 
 import numpy as np
 
-from ..mechanics import born_stability_errors
-from .hit import render_hit
+from aiida_multiscale.engines.moose.hit import render_hit
+from aiida_multiscale.physics.elasticity import born_stability_violations
 
 __all__ = ('ElasticityModel', 'build_elasticity_input', 'element_grain_map')
 
@@ -73,7 +73,7 @@ def build_elasticity_input(
     :param mesh_scale: elements per pixel along x and y (e.g. 0.5 coarsens a 100x100 map to 50x50 elements).
     :param thickness: slab thickness in pixels (one element through it).
     """
-    errors = born_stability_errors(c11, c12, c44)
+    errors = born_stability_violations(c11, c12, c44)
     if errors:
         raise ValueError('elastic constants are not Born-stable: ' + '; '.join(errors))
     if not 0 < applied_strain <= 0.05:

@@ -7,7 +7,7 @@ convention or a wrong boundary condition in the FEM shows up as E_eff outside [E
 
 Conventions: stiffness in Voigt notation (11, 22, 33, 23, 13, 12) with engineering shear strains; Bunge Euler angles
 (phi1, Phi, phi2) in degrees; ``g = R_z(phi2) R_x(Phi) R_z(phi1)`` maps sample to crystal coordinates, so a crystal
-tensor is carried into the sample frame by ``g^T`` (what MOOSE's ComputeElasticityTensorCP applies; FACTS.md).
+tensor is carried into the sample frame by ``g^T`` (what MOOSE's ``ComputeElasticityTensorCP`` applies).
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ import numpy as np
 
 __all__ = (
     'bunge_matrix',
-    'born_stability_errors',
+    'born_stability_violations',
+    'bulk_modulus_from_cij',
+    'cubic_elastic_constants',
     'cubic_stiffness',
     'directional_modulus',
     'e100',
     'isotropic_cubic_constants',
     'moduli_from_compliance',
     'rotate_stiffness',
+    'stress_strain_slope',
     'voigt_reuss_hill',
 )
 
@@ -40,16 +43,90 @@ def cubic_stiffness(c11: float, c12: float, c44: float) -> np.ndarray:
     return c
 
 
-def born_stability_errors(c11: float, c12: float, c44: float) -> list[str]:
-    """The violated Born conditions of a cubic crystal (empty if mechanically stable), each naming the constants."""
+def born_stability_violations(c11: float, c12: float, c44: float) -> list[str]:
+    """The violated Born conditions of a cubic crystal (empty if mechanically stable), each naming the constants.
+
+    ``C44 > 0``, ``C11 - C12 > 0`` and ``C11 + 2 C12 > 0`` are the eigenvalues of the cubic stiffness matrix being
+    positive (Born and Huang 1954; Mouhat and Coudert, Phys. Rev. B 90, 224104 (2014)).  The one check of the package:
+    the DFT and MD rungs, the bridges and the FEM builder all call it.
+    """
     errors = []
     if not c44 > 0:
-        errors.append(f'C44 = {c44:g} must be > 0')
+        errors.append(f'C44 = {c44:g} must be > 0 (shear unstable)')
     if not c11 - c12 > 0:
-        errors.append(f'C11 - C12 = {c11 - c12:g} must be > 0 (C11 = {c11:g}, C12 = {c12:g})')
+        errors.append(
+            f'C11 - C12 = {c11 - c12:g} must be > 0 (C11 = {c11:g}, C12 = {c12:g}; tetragonal shear unstable)'
+        )
     if not c11 + 2 * c12 > 0:
-        errors.append(f'C11 + 2 C12 = {c11 + 2 * c12:g} must be > 0 (C11 = {c11:g}, C12 = {c12:g})')
+        errors.append(
+            f'C11 + 2 C12 = {c11 + 2 * c12:g} must be > 0 (C11 = {c11:g}, C12 = {c12:g}; '
+            'unstable under hydrostatic strain)'
+        )
     return errors
+
+
+def bulk_modulus_from_cij(c11: float, c12: float) -> float:
+    """Bulk modulus of a cubic crystal, B = (C11 + 2 C12) / 3."""
+    return (c11 + 2 * c12) / 3
+
+
+def stress_strain_slope(strains, stresses) -> tuple[float, float | None, float]:
+    """The one stress-strain fitter: slope at zero strain, its standard uncertainty, and the intercept.
+
+    Each independent datum must enter once: average symmetry-equivalent components (sigma_yy and sigma_zz under
+    e_xx) before the fit, do not pass both.
+
+    With four or more distinct strains a cubic is fitted and its linear coefficient taken: for strains symmetric about
+    zero that removes the leading non-linearity (C111-type terms, several per cent of the stress at 1 % strain),
+    which a linear fit or a central difference keeps.  With fewer, a straight line.
+
+    The std has one definition for every caller (DFT, where SCF noise dominates, and MD, where the data are smooth and
+    truncation dominates): the fit's own standard error from its residuals (zero spare points: none) combined in
+    quadrature with the truncation estimate |slope(cubic) - slope(linear)| where a cubic was fitted.  ``None`` when
+    neither exists (two points, or three on a line with no spare point).
+
+    :param strains: the strain of each point (dimensionless).
+    :param stresses: the matching stress component (any unit; the slope has the same unit).
+    """
+    x = np.asarray(strains, dtype=float)
+    y = np.asarray(stresses, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f'need matching 1-d strains and stresses, got {x.shape} and {y.shape}')
+    distinct = len(np.unique(x))
+    if distinct < 2:
+        raise ValueError('need at least two distinct strains to fit a slope')
+    degree = 3 if distinct >= 4 else 1
+    design = np.vander(x, degree + 1, increasing=True)
+    coeffs, *_ = np.linalg.lstsq(design, y, rcond=None)
+    variance = 0.0
+    known = False
+    dof = len(x) - (degree + 1)
+    if dof > 0:
+        residual = y - design @ coeffs
+        sigma2 = float(residual @ residual) / dof
+        variance += sigma2 * float(np.linalg.inv(design.T @ design)[1, 1])
+        known = True
+    if degree == 3:
+        linear = float(np.polyfit(x, y, 1)[0])
+        variance += (float(coeffs[1]) - linear) ** 2
+        known = True
+    return float(coeffs[1]), (math.sqrt(variance) if known else None), float(coeffs[0])
+
+
+def cubic_elastic_constants(normal_strains, sxx, syy, szz, shear_strains, syz) -> dict[str, tuple[float, float | None]]:
+    """C11, C12 and C44 of a cubic crystal, each ``(value, std)``, by :func:`stress_strain_slope`.
+
+    C11 = d sigma_xx / d e_xx and C12 = d sigma_yy / d e_xx = d sigma_zz / d e_xx under a normal strain e_xx;
+    C44 = d sigma_yz / d gamma_yz under an engineering shear gamma_yz (the two sets of strains may be the same cells,
+    as in the DFT rung's combined strain).  sigma_yy and sigma_zz are equal by the y-z mirror symmetry: their mean is
+    one datum per strain, so the C12 std is not made sqrt(2) too small by counting one measurement twice.
+    Stresses in tension-positive convention; the constants come out in the unit of the stresses.
+    """
+    sxx, syy, szz = (np.asarray(v, dtype=float) for v in (sxx, syy, szz))
+    c11 = stress_strain_slope(normal_strains, sxx)[:2]
+    c12 = stress_strain_slope(normal_strains, 0.5 * (syy + szz))[:2]
+    c44 = stress_strain_slope(shear_strains, syz)[:2]
+    return {'c11': c11, 'c12': c12, 'c44': c44}
 
 
 def isotropic_cubic_constants(youngs_modulus: float, poisson_ratio: float) -> tuple[float, float, float]:

@@ -1,4 +1,4 @@
-"""One pint unit registry for the whole package, and the conversions the bridges need."""
+"""One pint unit registry and the physical constants of the whole package: no other module writes a unit factor."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pint
 
-__all__ = ('ureg', 'parse_unit', 'convert')
+__all__ = ('BOLTZMANN_EV', 'convert', 'factor', 'is_finite_number', 'parse_unit', 'ureg')
 
 
 @functools.lru_cache(maxsize=1)
@@ -17,6 +17,9 @@ def _registry() -> pint.UnitRegistry:
 
 
 ureg = _registry()
+
+#: Boltzmann's constant in eV/K (CODATA 2018, exact in the 2019 SI), from pint's own constants: the only one.
+BOLTZMANN_EV = float((1 * ureg.boltzmann_constant).to('eV/K').magnitude)
 
 
 def parse_unit(unit: str) -> pint.Unit:
@@ -51,3 +54,9 @@ def convert(value: float, from_unit: str, to_unit: str) -> float:
 def is_finite_number(value) -> bool:
     """True for a finite real int/float (bools excluded: ``True`` is not a physical quantity)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@functools.lru_cache(maxsize=64)
+def factor(from_unit: str, to_unit: str) -> float:
+    """The number that converts ``from_unit`` into ``to_unit`` (e.g. ``factor('eV/angstrom^2', 'J/m^2')``), cached."""
+    return convert(1.0, from_unit, to_unit)

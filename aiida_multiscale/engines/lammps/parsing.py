@@ -9,10 +9,10 @@ import math
 import re
 import typing as t
 
-import numpy as np
+from aiida_multiscale.physics.elasticity import cubic_elastic_constants
+from aiida_multiscale.physics.units import factor
 
 __all__ = (
-    'EV_PER_A2_TO_J_PER_M2',
     'UNCONVERGED_CRITERIA',
     'analyse_gb_scan',
     'elastic_constants',
@@ -23,9 +23,6 @@ __all__ = (
     'stopping_criteria',
     'unconverged_minimisations',
 )
-
-#: 1 eV / angstrom^2 in J / m^2 (CODATA 2018 elementary charge).
-EV_PER_A2_TO_J_PER_M2 = 1.602176634e-19 / 1e-20
 
 #: LAMMPS stopping criteria that mean the minimiser gave up rather than converged.  "linesearch alpha is zero" and
 #: "energy tolerance" / "force tolerance" are normal ends of a CG minimisation at machine precision.
@@ -66,45 +63,24 @@ def parse_bulk_results(text: str) -> dict:
     return result
 
 
-def _slope(x: t.Sequence[float], y: t.Sequence[float]) -> tuple[float, float]:
-    """Slope at zero strain and its uncertainty.
-
-    With four or more strains a cubic is fitted and its linear coefficient taken: for strains symmetric about zero
-    that removes the leading (cubic-in-strain) non-linearity exactly, which a linear fit or a central difference keeps
-    (it raises Al C11 by 0.7 GPa at +/- 1 %).  The std is the size of that correction, |cubic - linear|, an upper
-    bound of the remaining truncation error.  With two or three strains: the linear slope, std from the residuals.
-    """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if len(x) < 2:
-        raise ValueError('need at least two strains to fit a slope')
-    linear = float(np.polyfit(x, y, 1)[0])
-    if len(x) >= 4:
-        cubic = float(np.polyfit(x, y, 3)[2])
-        return cubic, abs(cubic - linear)
-    if len(x) == 3:
-        residual = y - np.polyval(np.polyfit(x, y, 1), x)
-        return linear, math.sqrt(float(residual @ residual) / float(np.sum((x - x.mean()) ** 2)))
-    return linear, 0.0
-
-
 def elastic_constants(strains: t.Sequence[tuple]) -> dict[str, tuple[float, float]]:
     """Cubic C11, C12, C44 in GPa with a standard uncertainty each, from the stress-strain records of the bulk script.
 
-    C11 = d sigma_xx / d e_xx and C12 = d sigma_yy / d e_xx (and sigma_zz: both are fitted, their difference adds to
-    the std) under normal strain; C44 = d sigma_yz / d gamma_yz under engineering shear.  See :func:`_slope`.
+    C11 = d sigma_xx / d e_xx and C12 = d sigma_yy / d e_xx (= d sigma_zz / d e_xx) under normal strain;
+    C44 = d sigma_yz / d gamma_yz under engineering shear; fitted by :func:`aiida_multiscale.physics.elasticity.cubic_elastic_constants`.
     """
     normal = sorted((s for s in strains if s[0] == 'xx'), key=lambda s: s[1])
     shear = sorted((s for s in strains if s[0] == 'yz'), key=lambda s: s[1])
     if len(normal) < 2 or len(shear) < 2:
         raise ValueError('need at least two normal and two shear strains')
-    e = [s[1] for s in normal]
-    c11, s11 = _slope(e, [s[2] for s in normal])
-    c12y, s12y = _slope(e, [s[3] for s in normal])
-    c12z, s12z = _slope(e, [s[4] for s in normal])
-    c44, s44 = _slope([s[1] for s in shear], [s[5] for s in shear])
-    c12 = 0.5 * (c12y + c12z)
-    s12 = math.sqrt(0.5 * (s12y**2 + s12z**2) + (0.5 * (c12y - c12z)) ** 2)
-    return {'c11': (c11, s11), 'c12': (c12, s12), 'c44': (c44, s44)}
+    return cubic_elastic_constants(
+        [s[1] for s in normal],
+        [s[2] for s in normal],
+        [s[3] for s in normal],
+        [s[4] for s in normal],
+        [s[1] for s in shear],
+        [s[5] for s in shear],
+    )
 
 
 def parse_gb_results(text: str) -> list[dict]:
@@ -130,7 +106,7 @@ def parse_gb_results(text: str) -> list[dict]:
 
 def gb_energy(energy: float, natoms: int, cohesive_energy: float, area: float, boundaries: int = 2) -> float:
     """Boundary energy in J/m^2: ``(E - N * (-E_coh)) / (boundaries * A)``, E in eV, A in angstrom^2."""
-    return (energy + natoms * cohesive_energy) / (boundaries * area) * EV_PER_A2_TO_J_PER_M2
+    return (energy + natoms * cohesive_energy) / (boundaries * area) * factor('eV/angstrom^2', 'J/m^2')
 
 
 def gb_unconverged_labels(log: str, labels: t.Sequence[str], per_configuration: int = 4) -> list[str]:

@@ -1,5 +1,5 @@
 """Builders of MOOSE input files: the HIT writer and the physics models (pure functions, no database)."""
 
-from .hit import Expression, HitError, Variable, render_hit, validate_cli_argument
+from aiida_multiscale.engines.moose.hit import Expression, HitError, Variable, render_hit, validate_cli_argument
 
 __all__ = ('Expression', 'HitError', 'Variable', 'render_hit', 'validate_cli_argument')
