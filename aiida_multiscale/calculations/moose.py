@@ -141,9 +141,10 @@ class MooseCalculation(CalcJob):
     """One run of a MOOSE application on a rendered HIT input plus auxiliary files.
 
     The input is text produced by :func:`~aiida_multiscale.engines.moose.hit.render_hit` (so that no user string can
-    inject blocks), stored as a ``SinglefileData`` or ``Str``.  Auxiliary files (a seed CSV, a mesh, an Exodus file to restart
-    from) are copied next to it under their own file names, which is how MOOSE inputs refer to them.  MOOSE writes its
-    outputs next to the input, so the postprocessor CSV files, the Exodus files and the log are retrieved with globs.
+    inject blocks), stored as a ``SinglefileData`` or ``Str``.  Auxiliary files (a seed CSV, a mesh, an Exodus file to
+    restart from) are copied next to it under their own file names, which is how MOOSE inputs refer to them.  MOOSE
+    writes its outputs next to the input, so the postprocessor CSV files, the Exodus files and the log are retrieved
+    with globs.
     The standard error is joined into the log because MOOSE prints its ``*** ERROR ***`` blocks there.
 
     With ``checkpoint_interval`` MOOSE writes a checkpoint every so many seconds of wall time into

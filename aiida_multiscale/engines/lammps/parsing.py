@@ -67,7 +67,8 @@ def elastic_constants(strains: t.Sequence[tuple]) -> dict[str, tuple[float, floa
     """Cubic C11, C12, C44 in GPa with a standard uncertainty each, from the stress-strain records of the bulk script.
 
     C11 = d sigma_xx / d e_xx and C12 = d sigma_yy / d e_xx (= d sigma_zz / d e_xx) under normal strain;
-    C44 = d sigma_yz / d gamma_yz under engineering shear; fitted by :func:`aiida_multiscale.physics.elasticity.cubic_elastic_constants`.
+    C44 = d sigma_yz / d gamma_yz under engineering shear; fitted by
+    :func:`aiida_multiscale.physics.elasticity.cubic_elastic_constants`.
     """
     normal = sorted((s for s in strains if s[0] == 'xx'), key=lambda s: s[1])
     shear = sorted((s for s in strains if s[0] == 'yz'), key=lambda s: s[1])
