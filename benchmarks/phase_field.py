@@ -44,6 +44,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aiida_multiscale.engines.moose import grains as G  # noqa: E402
+from aiida_multiscale.engines.moose.exodus import read_exodus  # noqa: E402
 from aiida_multiscale.engines.moose.phase_field import VoronoiStart, build_grain_growth_input  # noqa: E402
 
 MOOSE = str(ROOT / '.codes' / 'bin' / 'moose')
@@ -123,7 +124,7 @@ def run(variant: str, anneal_time: float, dt: float | None, n_frames: int, workd
     # Set-up (mesh, the Voronoi initial condition) is not time stepping: charge the steps the time loop's share of the
     # CPU, by its share of MOOSE's own total time in the PerfGraph.
     solve_cpu = cpu * split['execute'] / split['main'] if {'execute', 'main'} <= set(split) else cpu
-    data = G.read_exodus(str(folder / 'phase_field.e'))
+    data = read_exodus(str(folder / 'phase_field.e'))
     etas = G.order_parameters(data, N_OP)
     energies = [G.free_energy(e, data['dx'], data['dy'], built.constants['mu'], built.constants['kappa']) for e in etas]
     state = G.detect_grains(etas[-1], min_nodes=4)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from aiida_multiscale.engines.moose import grains as G
+from aiida_multiscale.engines.moose.exodus import read_exodus, write_restart_exodus
 
 FIXTURE = pathlib.Path(__file__).parent / 'fixtures' / 'moose' / 'phase_field_small' / 'small.e'
 
@@ -101,7 +102,7 @@ def test_free_energy_of_the_equilibrium_profile_is_sigma():
 
 def test_exodus_read_and_restart_clone_roundtrip(tmp_path):
     """MOOSE's Exodus (names cut at the first NUL) reads on the grid, and the clone carries new fields at one step."""
-    data = G.read_exodus(str(FIXTURE))
+    data = read_exodus(str(FIXTURE))
     assert sorted(data['fields']) == ['eta0', 'eta1']
     assert (data['nx'], data['ny']) == (10, 8)
     etas = G.order_parameters(data, 2)
@@ -109,8 +110,8 @@ def test_exodus_read_and_restart_clone_roundtrip(tmp_path):
     assert etas[-1].sum(axis=0) == pytest.approx(1.0, abs=0.2)
     new = {'eta0': etas[-1][1], 'eta1': etas[-1][0]}  # swap the two order parameters
     target = tmp_path / 'restart.e'
-    G.write_restart_exodus(str(FIXTURE), str(target), new)
-    back = G.read_exodus(str(target))
+    write_restart_exodus(str(FIXTURE), str(target), new)
+    back = read_exodus(str(target))
     assert len(back['times']) == 1 and back['times'][0] == data['times'][-1]
     assert back['fields']['eta0'][0] == pytest.approx(etas[-1][1])
     assert back['fields']['eta1'][0] == pytest.approx(etas[-1][0])
@@ -119,4 +120,4 @@ def test_exodus_read_and_restart_clone_roundtrip(tmp_path):
     with netCDF4.Dataset(str(target)) as handle:
         assert handle.data_model == 'NETCDF3_64BIT_OFFSET'
     with pytest.raises(KeyError, match='eta7'):
-        G.write_restart_exodus(str(FIXTURE), str(tmp_path / 'x.e'), {'eta7': etas[-1][0]})
+        write_restart_exodus(str(FIXTURE), str(tmp_path / 'x.e'), {'eta7': etas[-1][0]})

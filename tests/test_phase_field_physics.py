@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from aiida_multiscale.engines.moose import grains as G
+from aiida_multiscale.engines.moose.exodus import read_exodus
 from aiida_multiscale.engines.moose.phase_field import (
     CircleStart,
     FunctionStart,
@@ -83,7 +84,7 @@ def test_flat_boundary_energy(tmp_path, time_integration):
         start=FunctionStart([inside, f'1 - {inside}']), dt_max=10e-9, n_frames=1, time_integration=time_integration,
     )  # fmt: skip
     _run(tmp_path, built)
-    data = G.read_exodus(str(tmp_path / f'{built.output_base}.e'))
+    data = read_exodus(str(tmp_path / f'{built.output_base}.e'))
     etas = G.order_parameters(data, 2)[-1]
     energy = G.free_energy(etas, data['dx'], data['dy'], constants['mu'], constants['kappa'])  # eV per nm thickness
     sigma_numerical = energy / (2 * 20.0)  # two boundaries of length 20 nm

@@ -13,6 +13,7 @@ from aiida.plugins import CalculationFactory
 
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.engines.moose.exodus import read_element_variables
 from aiida_multiscale.engines.moose.solid_mechanics import FILE_BASE, build_elasticity_input, element_grain_map
 from aiida_multiscale.physics import elasticity as mechanics
 from aiida_multiscale.workflows.moose_restart import apply_restart, decide_restart, define_walltime_inputs
@@ -183,17 +184,13 @@ def fem_mechanics(output_parameters: orm.Dict, microstructure: MicrostructureDat
 def fem_stress_map(exodus: orm.SinglefileData, microstructure: MicrostructureData, parameters: orm.Dict):
     """PNG of the von Mises stress over the applied stress, grain boundaries drawn on top."""
     import matplotlib
-    import netCDF4
 
     matplotlib.use('Agg')
     from matplotlib import pyplot as plt
 
     with exodus.open(mode='rb') as handle:
-        content = handle.read()
-    with netCDF4.Dataset('exodus.e', memory=content) as data:
-        names = [b''.join(row).split(b'\x00')[0].decode() for row in np.asarray(data['name_elem_var'][:])]
-        vonmises = np.asarray(data[f'vals_elem_var{names.index("vonmises") + 1}eb1'][-1], dtype=float)
-        stress_xx = np.asarray(data[f'vals_elem_var{names.index("stress_xx") + 1}eb1'][-1], dtype=float)
+        values = read_element_variables(handle.read(), ('vonmises', 'stress_xx'))
+    vonmises, stress_xx = values['vonmises'], values['stress_xx']
     ny, nx = microstructure.grid_shape
     scale = _parameters(parameters)['mesh_scale']
     nx_el, ny_el = max(1, round(nx * scale)), max(1, round(ny * scale))

@@ -15,6 +15,7 @@ from aiida.plugins import CalculationFactory
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData, relabel_grains
 from aiida_multiscale.engines.moose import grains as G
+from aiida_multiscale.engines.moose.exodus import read_exodus, write_restart_exodus
 from aiida_multiscale.engines.moose.phase_field import (
     RestartStart,
     VoronoiStart,
@@ -263,7 +264,7 @@ def analyse_cycle(exodus: orm.SinglefileData, grain_table: orm.ArrayData, parame
         source = f'{tmp}/in.e'
         with exodus.open(mode='rb') as handle, open(source, 'wb') as out:
             out.write(handle.read())
-        data = G.read_exodus(source)
+        data = read_exodus(source)
         etas = G.order_parameters(data, n_op)
         ids = grain_table.get_array('grain_ids')
         ops = dict(zip(grain_table.get_array('alive').tolist(), grain_table.get_array('ops').tolist()))
@@ -292,7 +293,7 @@ def analyse_cycle(exodus: orm.SinglefileData, grain_table: orm.ArrayData, parame
             geo = grid_geometry(values)
             final, ops = G.recolour(final, ids, ops, colouring_distance(geo['width'], geo['dx']))
         target = f'{tmp}/restart.e'
-        G.write_restart_exodus(source, target, {f'eta{k}': final[k] for k in range(n_op)})
+        write_restart_exodus(source, target, {f'eta{k}': final[k] for k in range(n_op)})
         with open(target, 'rb') as handle:
             restart = orm.SinglefileData(io.BytesIO(handle.read()), filename='restart.e')
     statistics = orm.ArrayData()
