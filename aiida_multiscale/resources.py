@@ -1,11 +1,11 @@
 """Job resources of a rung: protocol defaults, user options or CLI flags -> checked ``metadata.options``.
 
-AiiDA checks some of this itself, but late: a ``withmpi`` that contradicts the code makes the CalcJob except at
-upload (after five retries, FACTS.md), a serial code given eight MPI slots silently runs one process on them, and a
-threaded MOOSE run without ``num_cores_per_mpiproc`` oversubscribes the cores Slurm gave it.  Every rung's builder
-and every ``launch`` command therefore goes through :func:`resolve_options`, which merges the layers, lets AiiDA's
-own ports and the computer's scheduler validate the values, and checks the combination against the code before
-anything is submitted.  Errors are :class:`ResourceError` (a ``ValueError``) naming the rung, the problem and the fix.
+AiiDA checks some of this itself, but late: a ``withmpi`` that contradicts the code makes the CalcJob except at upload
+(after five retries of the transport), a serial code given eight MPI slots silently runs one process on them, and a
+threaded MOOSE run without ``num_cores_per_mpiproc`` oversubscribes the cores Slurm gave it.  Every rung's builder and
+every ``launch`` command therefore goes through :func:`resolve_options`, which merges the layers, lets AiiDA's own ports
+and the computer's scheduler validate the values, and checks the combination against the code before anything is
+submitted.  Errors are :class:`ResourceError` (a ``ValueError``) naming the rung, the problem and the fix.
 """
 
 from __future__ import annotations
@@ -294,33 +294,43 @@ def validate_calcjob_resources(what: str, code, options: t.Mapping | None, threa
     return None
 
 
+def _plain(value):
+    # Builder namespaces are Mappings, not dicts: turn them (and nested ones, e.g. resources) into plain dicts, without
+    # the empty sub-namespaces (stash, unstash) every builder has.
+    if isinstance(value, t.Mapping):
+        items = {key: _plain(item) for key, item in value.items()}
+        return {key: item for key, item in items.items() if item != {}}
+    return copy.deepcopy(value)
+
+
+def _calcjob_options(namespace) -> dict | None:
+    """The first non-empty ``metadata.options`` found depth-first in a builder namespace (None if there is none)."""
+    if not isinstance(namespace, t.Mapping):
+        return None
+    metadata = namespace.get('metadata') if 'metadata' in namespace else None
+    if isinstance(metadata, t.Mapping) and 'options' in metadata:
+        options = _plain(metadata['options'])
+        if options:
+            return options
+    for key, value in namespace.items():
+        if key != 'metadata' and (found := _calcjob_options(value)) is not None:
+            return found
+    return None
+
+
 def builder_options(builder) -> dict[str, dict]:
-    """The ``metadata.options`` each rung of ``builder`` will submit with, by rung (for ``--dry-run`` and tests)."""
-    from aiida_multiscale.workflows.chain import MultiscaleWorkChain
-    from aiida_multiscale.workflows.dft import DftWorkChain
-    from aiida_multiscale.workflows.fem import FemWorkChain
-    from aiida_multiscale.workflows.md import MdWorkChain
-    from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain
+    """The ``metadata.options`` each rung of ``builder`` will submit with, by rung (for ``--dry-run`` and tests).
 
-    def plain(value):
-        # Builder namespaces are Mappings, not dicts: turn them (and nested ones, e.g. resources) into plain dicts,
-        # without the empty sub-namespaces (stash, unstash) every builder has.
-        if isinstance(value, t.Mapping):
-            items = {key: plain(item) for key, item in value.items()}
-            return {key: item for key, item in items.items() if item != {}}
-        return copy.deepcopy(value)
+    Found generically: every rung keeps its calculations' options at ``<engine namespace>.metadata.options``, and the
+    rung of a builder is named by its entry point (``multiscale.<rung>``), so this module imports no work chain.
+    """
+    from aiida.plugins.entry_point import get_entry_point_from_class
 
-    getters = {
-        'dft': lambda b: plain(b.scf.pw.metadata.options),
-        'md': lambda b: plain(b.options),
-        'phase_field': lambda b: plain(b.moose.metadata.options),
-        'fem': lambda b: plain(b.moose.metadata.options),
-    }
     process_class = builder._process_class
-    if process_class is MultiscaleWorkChain:
-        return {rung: getter(getattr(builder, rung)) for rung, getter in getters.items()}
-    for rung, cls in (('dft', DftWorkChain), ('md', MdWorkChain), ('phase_field', PhaseFieldWorkChain),
-                      ('fem', FemWorkChain)):  # fmt: skip
-        if process_class is cls:
-            return {rung: getters[rung](builder)}
+    _, entry_point = get_entry_point_from_class(process_class.__module__, process_class.__name__)
+    name = entry_point.name.removeprefix('multiscale.') if entry_point is not None else None
+    if name in RUNGS:
+        return {name: _calcjob_options(builder) or {}}
+    if name == 'chain':
+        return {rung: _calcjob_options(builder[rung]) or {} for rung in RUNGS}
     raise ValueError(f'no rung options known for {process_class.__name__}')

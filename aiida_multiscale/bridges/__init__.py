@@ -1,7 +1,8 @@
 """Bridges: one calcfunction per handoff between scales, each checking physics and propagating uncertainty.
 
 Every number that crosses from one rung of the chain to the next goes through one of these calcfunctions and comes
-out as a ``HandoffData`` node (``bridge``, ``from_scale``, ``to_scale`` set), so the provenance graph shows where each
+out as a ``HandoffData`` node (``bridge``, ``from_scale``, ``to_scale`` set; a node made by anything else sets
+``producer`` instead), so the provenance graph shows where each
 conversion and each assumption happened.  A failed physics check makes the calcfunction return an ``ExitCode`` from
 :data:`BRIDGE_EXIT_CODES`; ``MultiscaleWorkChain`` re-raises it under the same number with the bridge's message.
 """
@@ -44,6 +45,11 @@ BRIDGE_EXIT_CODES = {
     'ERROR_MESOSCALE_TO_FEM_BORN_UNSTABLE': (
         331,
         'handoff mesoscale_to_fem: the elastic constants handed to the FEM violate Born stability: {detail}.',
+    ),
+    'ERROR_MESOSCALE_TO_FEM_MISSING_CONSTANTS': (
+        332,
+        'handoff mesoscale_to_fem: the elastic handoff lacks constants the FEM needs: {detail}. Hand on the DFT '
+        "rung's elastic output (c11, c12, c44).",
     ),
     'ERROR_FEM_TO_MACRO_OUTSIDE_BOUNDS': (
         340,

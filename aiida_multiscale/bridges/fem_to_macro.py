@@ -50,8 +50,8 @@ def fem_to_macro(
     if not reuss.value * (1 - BOUNDS_TOLERANCE) <= youngs.value <= voigt.value * (1 + BOUNDS_TOLERANCE):
         return bridge_exit_code(
             'ERROR_FEM_TO_MACRO_OUTSIDE_BOUNDS',
-            f'E_eff = {youngs.value / 1e9:.5g} GPa, Reuss {reuss.value / 1e9:.5g} GPa, Voigt {voigt.value / 1e9:.5g} '
-            f'GPa (tolerance {BOUNDS_TOLERANCE:.1%})',
+            f'E_eff = {youngs.to("GPa").value:.5g} GPa, Reuss {reuss.to("GPa").value:.5g} GPa, '
+            f'Voigt {voigt.to("GPa").value:.5g} GPa (tolerance {BOUNDS_TOLERANCE:.1%})',
         )
     if not -1 < poisson.value < 0.5:
         return bridge_exit_code('ERROR_FEM_TO_MACRO_POISSON', f'nu_eff = {poisson.value:.4g} is outside (-1, 1/2)')

@@ -50,7 +50,7 @@ def make_assumptions(values: dict) -> HandoffData:
             'std': spec.get('std'),
             'note': f'assumed; source: {source}',
         }
-    return HandoffData(quantities, bridge='assumption', from_scale='user', to_scale='mesoscale')
+    return HandoffData(quantities, producer='assumption', from_scale='user', to_scale='mesoscale')
 
 
 def relative_potential_error(potential_check: HandoffData | None) -> tuple[float, list[str]]:

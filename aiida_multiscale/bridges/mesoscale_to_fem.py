@@ -94,9 +94,9 @@ def mesoscale_to_fem(
     """
     missing = [name for name in ('c11', 'c12', 'c44') if name not in elastic]
     if missing:
-        return bridge_exit_code('ERROR_MESOSCALE_TO_FEM_BORN_UNSTABLE', f'missing elastic constants {missing}')
+        return bridge_exit_code('ERROR_MESOSCALE_TO_FEM_MISSING_CONSTANTS', f'missing elastic constants {missing}')
     constants = {name: elastic.get_quantity(name, 'Pa') for name in ('c11', 'c12', 'c44')}
-    problems = born_stability_violations(*(q.value / 1e9 for q in constants.values()))
+    problems = born_stability_violations(*(elastic.value(name, 'GPa') for name in ('c11', 'c12', 'c44')))
     if problems:
         return bridge_exit_code('ERROR_MESOSCALE_TO_FEM_BORN_UNSTABLE', '; '.join(problems) + ' (GPa)')
 

@@ -79,13 +79,14 @@ def status_rows(chain) -> list[dict]:
     running them (docs/howto_caching.md).
     """
     from aiida.common.links import LinkType
+    from aiida.plugins import WorkflowFactory
 
     from aiida_multiscale.provenance.caching import cache_summary
-    from aiida_multiscale.workflows.chain import RUNGS
 
     called = {link.link_label: link.node for link in chain.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()}
     rows = []
-    for label, cls in RUNGS:
+    for label in RUNGS:
+        cls = WorkflowFactory(f'multiscale.{label}')
         node = called.get(label)
         if node is None:
             rows.append({'rung': label, 'process': cls.__name__, 'pk': None, 'state': 'not started',

@@ -68,9 +68,11 @@ class HandoffData(orm.Data):
     pint, so ``'GPa'`` and ``'J/m^2'`` are real units, not labels) and its uncertainty, and the graph must show which
     bridge made it and between which scales.  The node is immutable once stored, like every AiiDA data node.
 
-    Besides the quantities, optional attributes describe the handoff itself: ``bridge`` (the calcfunction that
-    produced it), ``from_scale`` and ``to_scale`` (``dft``, ``md``, ``mesoscale``, ``fem``, ``macro``), and
-    ``metadata``: a JSON dict of how the numbers were obtained (cutoffs, k-mesh, potential md5 ...).
+    Besides the quantities, optional attributes describe the handoff itself: ``bridge`` (the bridge calcfunction of
+    :mod:`aiida_multiscale.bridges` that handed it from one scale to the next) or, for a node that is not a handoff
+    between scales (a rung's own fit, an assumption entered by the user), ``producer`` (what made it, e.g.
+    ``fit_equation_of_state``, ``assumption``); ``from_scale`` and ``to_scale`` (``dft``, ``md``, ``mesoscale``,
+    ``fem``, ``macro``), and ``metadata``: a JSON dict of how the numbers were obtained (cutoffs, k-mesh, pseudo md5).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class HandoffData(orm.Data):
         quantities: t.Mapping[str, t.Mapping] | None = None,
         *,
         bridge: str | None = None,
+        producer: str | None = None,
         from_scale: str | None = None,
         to_scale: str | None = None,
         metadata: t.Mapping | None = None,
@@ -90,7 +93,10 @@ class HandoffData(orm.Data):
                 raise ValueError('metadata must be a JSON-serialisable dict')
             # Provenance details that travel with the numbers (cutoffs, k-mesh, pseudo md5, potential file ...).
             self.base.attributes.set('metadata', dict(metadata))
-        for key, value in (('bridge', bridge), ('from_scale', from_scale), ('to_scale', to_scale)):
+        if bridge is not None and producer is not None:
+            raise ValueError('give either bridge (a handoff between scales) or producer (anything else), not both')
+        pairs = (('bridge', bridge), ('producer', producer), ('from_scale', from_scale), ('to_scale', to_scale))
+        for key, value in pairs:
             if value is not None:
                 self.base.attributes.set(key, str(value))
         for name, spec in (quantities or {}).items():
@@ -131,7 +137,13 @@ class HandoffData(orm.Data):
 
     @property
     def bridge(self) -> str | None:
+        """The bridge calcfunction that handed these quantities from one scale to the next (None: not a handoff)."""
         return self.base.attributes.get('bridge', None)
+
+    @property
+    def producer(self) -> str | None:
+        """What made the node: its bridge, or the ``producer`` of a node that is not a handoff between scales."""
+        return self.base.attributes.get('producer', None) or self.bridge
 
     @property
     def from_scale(self) -> str | None:

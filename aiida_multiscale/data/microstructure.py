@@ -9,6 +9,8 @@ import pathlib
 import numpy as np
 from aiida import orm
 
+from aiida_multiscale.physics.units import factor
+
 __all__ = ('MicrostructureData', 'relabel_grains')
 
 
@@ -161,12 +163,13 @@ class MicrostructureData(orm.ArrayData):
         rgb = _bunge_rgb(self.euler_angles)[ids]
         boundary = (ids != np.roll(ids, 1, axis=0)) | (ids != np.roll(ids, 1, axis=1))
         rgb[boundary] = 0.0
-        lx, ly = (length * 1e6 for length in self.domain_size)
+        um = factor('m', 'um')
+        lx, ly = (length * um for length in self.domain_size)
         figure, axes = plt.subplots(figsize=(5, 5 * ly / lx + 0.4))
         axes.imshow(rgb, origin='lower', extent=(0, lx, 0, ly), interpolation='nearest')
         axes.set_xlabel('x (um)')
         axes.set_ylabel('y (um)')
-        axes.set_title(f'{self.grain_count} grains, mean ECD {self.mean_grain_size * 1e6:.3g} um')
+        axes.set_title(f'{self.grain_count} grains, mean ECD {self.mean_grain_size * um:.3g} um')
         buffer = io.BytesIO()
         figure.savefig(buffer, format='png', dpi=dpi, bbox_inches='tight')
         plt.close(figure)

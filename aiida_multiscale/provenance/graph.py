@@ -26,7 +26,7 @@ def _node_style(node: orm.Node) -> dict:
     creator = getattr(node, 'creator', None)  # only data nodes have a creator
     by_bridge = creator is not None and creator.process_label in BRIDGE_NAMES
     if isinstance(node, HandoffData):
-        if node.bridge == 'assumption':
+        if node.producer == 'assumption':
             return dict(ASSUMPTION_STYLE)
         return dict(HANDOFF_STYLE if by_bridge else RUNG_RESULT_STYLE)
     if isinstance(node, MicrostructureData):
@@ -38,7 +38,7 @@ def _sublabel(node: orm.Node) -> str:
     if isinstance(node, HandoffData):
         scales = f'{node.from_scale} -> {node.to_scale}' if node.from_scale else ''
         names = ', '.join(node.names[:4]) + (' ...' if len(node.names) > 4 else '')
-        return f'{node.bridge or ""} {scales}\n{names}'.strip()
+        return f'{node.producer or ""} {scales}\n{names}'.strip()
     if isinstance(node, orm.ProcessNode):
         state = node.process_state.value if node.process_state else ''
         return f'{state} [{node.exit_status}]' if node.exit_status is not None else state

@@ -98,7 +98,7 @@ def trace(node: orm.Node) -> Lineage:
         creator = ancestor.creator
         if creator is not None and creator.process_label in BRIDGE_ORDER and ancestor.pk != macro.pk:
             handoffs[ancestor.pk] = ancestor
-        elif ancestor.bridge == 'assumption':
+        elif ancestor.producer == 'assumption':
             assumptions[ancestor.pk] = ancestor
 
     query = orm.QueryBuilder()

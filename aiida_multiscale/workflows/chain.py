@@ -15,7 +15,7 @@ from aiida_multiscale.bridges.md_to_mesoscale import ASSUMPTION_UNITS, make_assu
 from aiida_multiscale.bridges.mesoscale_to_fem import mesoscale_to_fem
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
-from aiida_multiscale.workflows.md import check_potential as check_potential_against_dft
+from aiida_multiscale.workflows.md import check_potential as compare_potential_with_dft
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 
 DftWorkChain = WorkflowFactory('multiscale.dft')
@@ -23,15 +23,7 @@ MdWorkChain = WorkflowFactory('multiscale.md')
 PhaseFieldWorkChain = WorkflowFactory('multiscale.phase_field')
 FemWorkChain = WorkflowFactory('multiscale.fem')
 
-__all__ = ('MELTING_POINTS', 'MultiscaleWorkChain', 'RUNGS')
-
-#: The rungs in chain order: (namespace and call link label, work chain class).
-RUNGS = (
-    ('dft', DftWorkChain),
-    ('md', MdWorkChain),
-    ('phase_field', PhaseFieldWorkChain),
-    ('fem', FemWorkChain),
-)
+__all__ = ('MELTING_POINTS', 'MultiscaleWorkChain')
 
 #: Melting points at 1 atm in K, CRC Handbook of Chemistry and Physics, 97th ed. (2016), "Melting, boiling, triple
 #: and critical points of the elements".  Only the elements this chain can sensibly anneal (metals).
@@ -87,7 +79,7 @@ def check_pseudo_family(element: str, label: str) -> str | None:
     return None
 
 
-def check_potential(element: str, potential) -> str | None:
+def check_potential_species(element: str, potential) -> str | None:
     """None if the LAMMPS potential lists ``element`` among its species (or lists none)."""
     species = potential.base.attributes.get('species', None)
     if species and element not in species:
@@ -131,7 +123,7 @@ def validate_inputs(inputs, _=None):
     if element is not None and family is not None and (message := check_pseudo_family(element, family.value)):
         return message
     potential = inputs.get('md', {}).get('potential')
-    if element is not None and potential is not None and (message := check_potential(element, potential)):
+    if element is not None and potential is not None and (message := check_potential_species(element, potential)):
         return message
     # The DFT and MD rungs' own cross-checks need the element, which their namespaces exclude: run them here with it.
     for namespace, process in (('dft', DftWorkChain), ('md', MdWorkChain)):
@@ -151,9 +143,9 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
     properties and the grain-boundary energy) needs nothing from DFT, and the phase field needs only sigma_GB from MD,
     so DFT runs side by side with MD and then the phase field: on the fast protocol the DFT rung is hidden behind them
     (``benchmarks/chain.py``).  DFT is needed only where its results are used: the potential check (``dft_to_md``
-    handoff into the MD rung's ``check_potential``), and the elastic constants of the FEM.  The chain waits for DFT
-    first, so that its handoff and the check run while the phase field still runs, then for the phase field; the FEM
-    starts when both are there.  A potential that fails the check stops the chain (exit 305) before anything reaches
+    handoff into the MD rung's ``compare_potential_with_dft``), and the elastic constants of the FEM.  The chain waits
+    for DFT first, so that its handoff and the check run while the phase field still runs, then for the phase field; the
+    FEM starts when both are there.  A potential that fails the check stops the chain (exit 305) before anything reaches
     the FEM, and its misfit to DFT joins sigma_GB's std in ``mesoscale_to_fem``, the first bridge after the join.  A
     rung or bridge that fails kills the rungs still running: nothing would use their results.
 
@@ -230,7 +222,7 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             cls.run_phase_field,
             cls.inspect_dft,
             cls.bridge_dft_to_md,
-            cls.check_potential,
+            cls.check_potential_against_dft,
             cls.await_phase_field,
             cls.inspect_phase_field,
             cls.bridge_mesoscale_to_fem,
@@ -353,7 +345,7 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             codes['lmp'], element, potential=potential, protocol=inputs['md']['protocol'],
             overrides=inputs['md']['overrides'], options=rung_options['md'],
         )  # fmt: skip
-        if 'potential' in md and (message := check_potential(element, md.potential)):
+        if 'potential' in md and (message := check_potential_species(element, md.potential)):
             raise ValueError(message)
         builder.md = cls._prune(md, ('element', 'dft'))
         builder.md.accept_potential = orm.Bool(bool(inputs['md'].get('accept_potential', False)))
@@ -494,16 +486,16 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             return self._fail(error, 'the dft_to_md handoff was refused')
         self.ctx.dft_to_md = results
 
-    def check_potential(self):
+    def check_potential_against_dft(self):
         """The MD rung's check of its potential against the DFT handoff (its own calcfunction, with its inputs)."""
         md = self.inputs.md
-        check = check_potential_against_dft(
+        check = compare_potential_with_dft(
             self.ctx.md.outputs.bulk_properties,
             self.ctx.dft_to_md['eos'],
             self.ctx.dft_to_md['elastic'],
             md.thresholds,
             md.accept_potential,
-            metadata={'call_link_label': 'check_potential'},
+            metadata={'call_link_label': 'compare_potential_with_dft'},
         )
         self.ctx.potential_check = check
         self.out('potential_check', check)
