@@ -86,7 +86,8 @@ def test_single_grain_is_single_crystal_and_bounds_order():
     euler = np.c_[rng.uniform(0, 360, 400), np.degrees(np.arccos(rng.uniform(-1, 1, 400))), rng.uniform(0, 360, 400)]
     moduli = polycrystal_moduli(108.2, 61.3, 28.5, euler)
     assert moduli['youngs_modulus_reuss'] < moduli['youngs_modulus_hill'] < moduli['youngs_modulus_voigt']
-    # Random texture of Al: Hill E about 70-71 GPa (FACTS.md: 70.4 GPa from the room-temperature constants).
+    # Random texture of Al:  Hill E about 70-71 GPa (70.4 GPa from the room-temperature constants of Kamm and Alers, J.
+    # Appl.  Phys. 35, 327 (1964)).
     assert 69.5 < moduli['youngs_modulus_hill'] < 72.0
 
 

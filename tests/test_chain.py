@@ -110,9 +110,10 @@ def test_chain_finishes_with_physical_macro(fast_chain):
     # The bounds the chain reports are the ones recomputed here.
     for name in ('youngs_modulus_reuss', 'youngs_modulus_voigt'):
         assert macro.value(name, 'Pa') == pytest.approx(bounds[name], rel=1e-6), name
-    # Al: experiment gives a polycrystal E of 70.4 GPa (FACTS.md).  The fast DFT rung's strained SCFs use 24^3 k
-    # (C11/C12/C44 near 117/65/29 GPa), which gives E near 75 GPa: LDA overestimates B by ~7 %.  At 12^3 (C12 near
-    # 73 GPa) E came out 57 GPa, which this bound rejects.
+    # Al: experiment gives a polycrystal E of 70.4 GPa (Hill average of the room-temperature single-crystal constants,
+    # Kamm and Alers, J.  Appl.  Phys. 35, 327 (1964)).  The fast DFT rung's strained SCFs use 24^3 k (C11/C12/C44 near
+    # 117/65/29 GPa), which gives E near 75 GPa:  LDA overestimates B by ~7 %.  At 12^3 (C12 near 73 GPa)  E came out 57
+    # GPa, which this bound rejects.
     assert 0.85 * 70.4e9 < youngs < 1.2 * 70.4e9
     for name in ('youngs_modulus', 'poisson_ratio', 'youngs_modulus_voigt', 'youngs_modulus_reuss', 'mean_grain_size'):
         assert macro[name].std is not None and macro[name].std > 0, name

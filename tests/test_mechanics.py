@@ -8,7 +8,7 @@ import pytest
 from aiida_multiscale.physics import elasticity as m
 
 pytestmark = pytest.mark.unit
-AL = (108.2, 61.3, 28.5)  # GPa, FACTS.md
+AL = (108.2, 61.3, 28.5)  # GPa, an LDA set of Al from pw.x (Al.pz-vbc.UPF)
 
 
 def test_e100_and_directional_modulus_agree_with_compliance():

@@ -168,7 +168,8 @@ def _moose_builder(code, text: str):
 def test_pw_scf_through_slurm(slurm_codes, pseudo_family):
     """fcc Al at a = 4.05 A, stretched 2.3 % beyond its LDA equilibrium (3.959 A): the pressure must be tensile.
 
-    Reference: Murnaghan with the LDA EOS of FACTS (B0 = 82.9 GPa, B0' ~ 4.5, a0 = 3.959 A) gives -4.9 GPa.
+    Reference:  Murnaghan with the LDA EOS of Al measured with pw.x 6.7 and Al.pz-vbc.UPF (B0 = 82.9 GPa, B0' ~ 4.5, a0
+    = 3.959 A) gives -4.9 GPa.
     """
     results, node = run_get_node(_pw_builder(slurm_codes['pw'], pseudo_family))
     assert node.is_finished_ok, node.exit_message
@@ -183,7 +184,7 @@ def test_pw_scf_through_slurm(slurm_codes, pseudo_family):
 def test_lmp_relaxation_through_slurm(slurm_codes):
     """Zhou's EAM Al relaxed from a = 4.0 A must reach its own a0 = 4.0817 A, and E_coh lie near experiment (3.39 eV).
 
-    The a0 reference was computed independently (FACTS.md, a 3x3x3 cell relaxed by another script); EAM fits of Al put
+    The a0 reference was computed independently (a 3x3x3 cell relaxed by a separate script); EAM fits of Al put
     the cohesive energy between experiment and 3.6 eV.
     """
     results, node = run_get_node(_lmp_builder(slurm_codes['lmp']))

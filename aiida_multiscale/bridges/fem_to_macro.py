@@ -13,7 +13,8 @@ from aiida_multiscale.physics.uncertainty import first_order_std
 __all__ = ('BOUNDS_TOLERANCE', 'fem_to_macro', 'MACRO_QUANTITIES')
 
 #: Relative slack on the Voigt-Reuss check.  A displacement FEM is stiff, never soft, and the bounds of a finite
-#: orientation set are exact, so only round-off and the slab's free surfaces (a few 1e-4 here, FACTS.md) need room.
+#: orientation set are exact, so only round-off and the slab's free surfaces (a few 1e-4, measured on the slab) need
+#: room.
 BOUNDS_TOLERANCE = 2e-3
 
 MACRO_QUANTITIES = (

@@ -54,7 +54,7 @@ def make_assumptions(values: dict) -> HandoffData:
 
 
 def relative_potential_error(potential_check: HandoffData | None) -> tuple[float, list[str]]:
-    """RMS of the potential's relative errors against DFT: DESIGN.md makes them the potential's uncertainty."""
+    """RMS of the potential's relative errors against DFT: taken as the potential's uncertainty."""
     if potential_check is None:
         return 0.0, []
     names = [name for name in potential_check.names if name.endswith('_relative_error')]

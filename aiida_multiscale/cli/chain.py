@@ -143,7 +143,7 @@ def cmd_status(pk, as_json):
     type=click.Choice(['text', 'json']),
     default='text',
     show_default=True,
-    help='A readable tree, or one JSON object (DESIGN.md).',
+    help='A readable tree, or one JSON object (its keys are listed in the trace how-to of the documentation).',
 )
 def cmd_trace(pk, fmt):
     """The macro prediction of chain PK (or of a macro node), its handoffs and the DFT calculations behind it."""

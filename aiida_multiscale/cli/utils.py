@@ -88,7 +88,7 @@ def _output_summary(node) -> dict:
 
 
 def process_summary(node) -> dict:
-    """The JSON object of DESIGN.md: pk, uuid, label, state, exit status/message, and every output summarised."""
+    """The one JSON object of ``--json``: pk, uuid, label, state, exit status/message, and every output summarised."""
     outputs = {}
     for link in node.base.links.get_outgoing(link_type=_return_or_create_links()).all():
         outputs[link.link_label] = _output_summary(link.node)
@@ -169,7 +169,7 @@ def launch(builder, wait: bool, as_json: bool, poll: float = 2.0, dry_run: bool 
 def load_input_node(identifier: str, node_class, output_labels: tuple[str, ...], what: str):
     """Load ``identifier`` (PK or UUID) as a ``node_class`` node, or as that output of a finished process.
 
-    DESIGN.md: wherever an option takes a PK it accepts the data node itself or a finished work chain that has such a
+    Wherever an option takes a PK it accepts the data node itself or a finished work chain that has such a
     node as output.  Errors name the identifier and what was expected.
     """
     from aiida import orm

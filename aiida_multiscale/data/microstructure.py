@@ -40,7 +40,7 @@ class MicrostructureData(orm.ArrayData):
     * ``grain_ids``: integer array of shape ``(ny, nx)``; ``grain_ids[j, i]`` is the grain of the pixel whose centre is
       at ``x = (i + 1/2) * pixel_size``, ``y = (j + 1/2) * pixel_size``.  Ids are contiguous, ``0..n-1``, and every id
       occurs (use :func:`relabel_grains` after grains vanish).  The map is periodic in x and y.
-    * ``pixel_size``: edge of one square pixel in metres (SI, the continuum side of DESIGN.md).
+    * ``pixel_size``: edge of one square pixel in metres (SI, as everywhere on the continuum side of the chain).
     * ``euler_angles``: array ``(n, 3)`` of Bunge angles ``(phi1, Phi, phi2)`` in DEGREES, the crystal -> sample
       convention of EBSD and of the MD/DFT crystal frames; row ``k`` belongs to grain ``k``.
 

@@ -181,7 +181,10 @@ def dft_calculation_summary(calc: orm.CalcJobNode) -> dict:
 
 
 def trace_json(lineage: Lineage) -> dict:
-    """The ``trace --format json`` object of DESIGN.md; UUIDs only (no PKs), so it survives an archive round trip."""
+    """The ``trace --format json`` object (keys in docs/howto_trace.md).
+
+    UUIDs only (no PKs), so that it survives an archive round trip.
+    """
     return {
         'macro': {'uuid': lineage.macro.uuid, 'quantities': _quantities(lineage.macro)},
         'handoffs': [
