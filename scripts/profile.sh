@@ -49,5 +49,5 @@ fi
 "$VERDI" config set -g warnings.rabbitmq_version False >/dev/null
 # AiiDA's caching for the rung calculations (pw.x, LAMMPS, MOOSE; docs/howto_caching.md): a chain that repeats the
 # DFT and MD inputs of an earlier one reuses those calculations.  A caching setting already in the config is kept.
-"$ROOT/.venv/bin/python" -c 'import sys; from aiida_multiscale.machine import configure_caching
+"$ROOT/.venv/bin/python" -c 'import sys; from aiida_multiscale.setup import configure_caching
 configure_caching(sys.argv[1], log=lambda message: print("profile: " + message))' "$PROFILE"

@@ -30,6 +30,12 @@ _BIN = str(pathlib.Path(sys.prefix) / 'bin')
 if _BIN not in os.environ.get('PATH', '').split(os.pathsep):
     os.environ['PATH'] = _BIN + os.pathsep + os.environ.get('PATH', '')
 
+# The package looks for MOOSE on PATH or in $AIIDA_MULTISCALE_MOOSE only; the tests run from the checkout, so they use
+# the launcher `make moose` installs there unless the environment names another one.
+_CHECKOUT_MOOSE = pathlib.Path(__file__).resolve().parent.parent / '.codes' / 'bin' / 'moose'
+if _CHECKOUT_MOOSE.exists():
+    os.environ.setdefault('AIIDA_MULTISCALE_MOOSE', str(_CHECKOUT_MOOSE))
+
 
 def _psql(sql: str) -> None:
     subprocess.run(
@@ -77,8 +83,8 @@ def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory):
             broker_backend='core.rabbitmq',
             name=name,
         ) as profile:
-            # Settings from shared FACTS: without them engine.run waits up to 60 s to notice a finished child and
-            # the daemon times out under load.
+            # As scripts/profile.sh: with the default poll interval (60 s) engine.run notices a finished child only
+            # that late, and the default daemon timeout (2 s) expires under load.
             aiida_config.set_option('runner.poll.interval', 1, scope=profile.name)
             aiida_config.set_option('daemon.timeout', 20, scope=profile.name)
             aiida_config.set_option('warnings.rabbitmq_version', False)
@@ -97,10 +103,57 @@ def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory):
 @pytest.fixture(scope='session')
 def multiscale_setup(aiida_profile, tmp_path_factory):
     """Computer ``localhost``, codes pw/lmp/moose and the pseudo families, made by the real ``setup`` code path."""
-    from aiida_multiscale.machine import run_setup
+    from aiida_multiscale.setup import run_setup
 
     workdir = tmp_path_factory.mktemp('scratch')
     return run_setup(log=lambda _: None, workdir=str(workdir))
+
+
+def al_scf_builder(code, family, lattice_constant: float = 4.05, ecutwfc: float = 20.0, kmesh: int = 6):
+    """Builder for a ``PwBaseWorkChain`` SCF of one-atom fcc Al: coarse settings, a few seconds of pw.x."""
+    from aiida import orm
+    from aiida.plugins import WorkflowFactory
+    from ase.build import bulk
+
+    PwBaseWorkChain = WorkflowFactory('quantumespresso.pw.base')  # noqa: N806
+    structure = orm.StructureData(ase=bulk('Al', 'fcc', a=lattice_constant))
+    kpoints = orm.KpointsData()
+    kpoints.set_kpoints_mesh([kmesh] * 3)
+    builder = PwBaseWorkChain.get_builder()
+    builder.pw.code = code
+    builder.pw.structure = structure
+    builder.pw.pseudos = family.get_pseudos(structure=structure)
+    builder.pw.parameters = orm.Dict(
+        {
+            'CONTROL': {'calculation': 'scf', 'tprnfor': True, 'tstress': True},
+            'SYSTEM': {
+                'ecutwfc': ecutwfc,
+                'ecutrho': 4 * ecutwfc,
+                'occupations': 'smearing',
+                'smearing': 'mv',
+                'degauss': 0.02,
+            },
+            'ELECTRONS': {'conv_thr': 1e-8},
+        }
+    )
+    builder.kpoints = kpoints
+    builder.pw.metadata.options = {
+        'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1},
+        'withmpi': False,
+        'max_wallclock_seconds': 600,
+    }
+    builder.metadata.label = 'test: fcc Al SCF'
+    return builder
+
+
+@pytest.fixture(scope='session')
+def build_al_scf():
+    """The function :func:`al_scf_builder` ``(code, family, lattice_constant=4.05, ecutwfc=20.0, kmesh=6)``.
+
+    A small real pw.x run for the tests of the set-up, the resources and the Slurm queue, which need a calculation
+    but not a rung.
+    """
+    return al_scf_builder
 
 
 @pytest.fixture(scope='session')

@@ -116,15 +116,17 @@ def slurm_codes(slurm, multiscale_setup, tmp_path_factory):
     already run once by ``multiscale_setup`` (which also made the pseudo families reused here), so they are not
     checked again.
     """
-    from aiida_multiscale.machine import run_setup
+    from aiida_multiscale.setup import run_setup
 
     workdir = tmp_path_factory.mktemp('slurm_scratch')
+    executables = {label: str(code.filepath_executable) for label, code in multiscale_setup['codes'].items()}
     result = run_setup(
         log=lambda _: None,
         scheduler='core.slurm',
         workdir=str(workdir),
         check_executables=False,
         mpiprocs_per_machine=1,
+        executables=executables,
     )
     assert result['computer'].label == 'localhost-slurm'
     return result['codes']

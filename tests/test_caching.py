@@ -37,7 +37,7 @@ def test_configure_caching_keeps_the_users_choice(aiida_config, aiida_profile, m
 
     from aiida.manage import configuration
 
-    from aiida_multiscale.machine import CACHED_CALCULATIONS, configure_caching
+    from aiida_multiscale.setup import CACHED_CALCULATIONS, configure_caching
 
     name = aiida_profile.name
 
@@ -112,7 +112,7 @@ def daemon_caching(aiida_config, aiida_profile, daemon_client):
     """
     from aiida.manage.caching import get_use_cache
 
-    from aiida_multiscale.machine import CACHED_CALCULATIONS, configure_caching
+    from aiida_multiscale.setup import CACHED_CALCULATIONS, configure_caching
 
     assert configure_caching(aiida_profile.name, log=lambda _: None) is True
     try:

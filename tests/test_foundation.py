@@ -32,7 +32,7 @@ def test_setup_creates_codes_and_families(multiscale_setup):
 
 
 def test_setup_is_idempotent(multiscale_setup, tmp_path):
-    from aiida_multiscale.machine import run_setup
+    from aiida_multiscale.setup import run_setup
 
     again = run_setup(
         log=lambda _: None, workdir=str(multiscale_setup['computer'].get_workdir()).replace('/{username}', '')
@@ -43,10 +43,8 @@ def test_setup_is_idempotent(multiscale_setup, tmp_path):
 
 @pytest.mark.daemon
 @pytest.mark.real_code
-def test_pw_scf_through_daemon(codes, pseudo_family, submit_and_await):
+def test_pw_scf_through_daemon(codes, pseudo_family, submit_and_await, build_al_scf):
     """A real pw.x SCF of fcc Al through PwBaseWorkChain, the daemon and RabbitMQ."""
-    from aiida_multiscale.demo import build_al_scf
-
     builder = build_al_scf(codes['pw'], pseudo_family)
     node = submit_and_await(builder, timeout=300)
     assert node.is_finished_ok, node.exit_message

@@ -16,7 +16,7 @@ from aiida_multiscale.engines.moose.hit import (
     render_hit,
     validate_cli_argument,
 )
-from aiida_multiscale.machine import default_executables
+from aiida_multiscale.setup import default_executables
 
 pytestmark = pytest.mark.unit
 

@@ -322,10 +322,8 @@ def test_slurm_script_from_phase_field_options(slurm_moose):
 MPI_PROCESSES = re.compile(r'(?:Number of MPI processes:|Parallel version \(MPI\), running on)\s+(\d+)')
 
 
-def _al_scf(code, family, options):
+def _al_scf(build_al_scf, code, family, options):
     from aiida.plugins import CalculationFactory
-
-    from aiida_multiscale.demo import build_al_scf
 
     base = build_al_scf(code, family, lattice_constant=4.05, ecutwfc=20.0, kmesh=6)
     builder = CalculationFactory('quantumespresso.pw').get_builder()
@@ -337,7 +335,7 @@ def _al_scf(code, family, options):
 
 
 @pytest.mark.real_code
-def test_real_pw_scf_on_two_mpi_ranks(codes, pseudo_family):
+def test_real_pw_scf_on_two_mpi_ranks(codes, pseudo_family, build_al_scf):
     """The options of ``launch dft --num-mpiprocs-per-machine 2 --withmpi`` run pw.x on 2 ranks, same energy as 1."""
     result = _invoke(
         'dft', '--element', 'Al', '--protocol', 'fast', '--num-mpiprocs-per-machine', '2', '--withmpi',
@@ -354,7 +352,7 @@ def test_real_pw_scf_on_two_mpi_ranks(codes, pseudo_family):
     # Caching off: a cached node would not prove that this run used two ranks.
     for ranks, run_options in ((2, options), (1, resolve_options('dft', codes['pw'], PROTOCOL))):
         with disable_caching():
-            results, node = _al_scf(codes['pw'], pseudo_family, run_options)
+            results, node = _al_scf(build_al_scf, codes['pw'], pseudo_family, run_options)
         assert node.is_finished_ok, node.exit_message
         assert node.get_option('resources')['num_mpiprocs_per_machine'] == ranks
         assert node.get_option('withmpi') is (ranks > 1)

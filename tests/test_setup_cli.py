@@ -44,7 +44,8 @@ def test_missing_executable_then_fixed(multiscale_setup, tmp_path):
 
 
 @pytest.mark.real_code
-def test_executable_that_does_not_run(multiscale_setup, tmp_path):
+def test_executable_that_does_not_run_fake(multiscale_setup, tmp_path):
+    """A fake ``moose`` script that fails like a MOOSE app missing its shared libraries."""
     fake = tmp_path / 'moose'
     fake.write_text('#!/bin/sh\necho "error while loading shared libraries: libmesh.so" >&2\nexit 127\n')
     fake.chmod(0o755)
@@ -69,15 +70,15 @@ def test_failure_half_way_leaves_nothing_mock_failure(multiscale_setup, monkeypa
     """A failure after the computer and codes were created (faked here) deletes them again."""
     from aiida import orm
 
-    from aiida_multiscale import machine
+    from aiida_multiscale.setup import pseudos, run_setup
 
     def broken(*args, **kwargs):
         raise RuntimeError('simulated failure while creating the pseudo families')
 
-    monkeypatch.setattr(machine, '_get_or_create_families', broken)
+    monkeypatch.setattr(pseudos, 'get_or_create_families', broken)
     codes_before = orm.QueryBuilder().append(orm.InstalledCode).count()
     with pytest.raises(RuntimeError, match='simulated failure'):
-        machine.run_setup(log=lambda _: None, computer_label='half-way', workdir=str(tmp_path), check_executables=False)
+        run_setup(log=lambda _: None, computer_label='half-way', workdir=str(tmp_path), check_executables=False)
     assert not _computer_exists('half-way')
     assert orm.QueryBuilder().append(orm.InstalledCode).count() == codes_before
 
@@ -117,3 +118,35 @@ def test_unreachable_service(aiida_config, aiida_profile, tmp_path, section, key
     line = _one_error_line(result.stderr)
     assert message in line and ':1 ' in line and fix in line
     assert 'Traceback' not in result.stderr + result.stdout
+
+
+def test_moose_from_environment_or_path(monkeypatch, tmp_path):
+    """MOOSE is found through $AIIDA_MULTISCALE_MOOSE, else `moose` on PATH; the package never guesses a checkout."""
+    from aiida_multiscale.setup import default_executables
+
+    monkeypatch.delenv('AIIDA_MULTISCALE_MOOSE', raising=False)
+    monkeypatch.setenv('PATH', str(tmp_path))
+    assert default_executables()['moose'] is None
+    app = tmp_path / 'moose'
+    app.write_text('#!/bin/sh\n')
+    app.chmod(0o755)
+    assert default_executables()['moose'] == str(app)
+    monkeypatch.setenv('AIIDA_MULTISCALE_MOOSE', '/opt/myapp/myapp-opt')
+    assert default_executables()['moose'] == '/opt/myapp/myapp-opt'
+
+
+def test_missing_moose_names_the_option_and_variable(multiscale_setup, monkeypatch, tmp_path):
+    from aiida_multiscale.setup import SetupError, run_setup
+
+    monkeypatch.delenv('AIIDA_MULTISCALE_MOOSE', raising=False)
+    monkeypatch.setenv('PATH', str(tmp_path))
+    message = r'no executable found for moose: .*--moose PATH or set AIIDA_MULTISCALE_MOOSE'
+    with pytest.raises(SetupError, match=message):
+        run_setup(
+            log=lambda _: None,
+            computer_label='no-moose',
+            workdir=str(tmp_path),
+            check_executables=False,
+            executables={'pw': str(multiscale_setup['codes']['pw'].filepath_executable)},
+        )
+    assert not _computer_exists('no-moose')

@@ -58,19 +58,17 @@ def _assert_ran_through_slurm(node) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------------------------------------------------
-def _pw_builder(code, family, lattice_constant=4.05, kmesh=12, ecutwfc=30.0):
-    """PwBaseWorkChain SCF of one-atom fcc Al, LDA family: the demo's builder with converged-enough settings."""
-    from aiida_multiscale.demo import build_al_scf
-
+def _pw_builder(build_al_scf, code, family, lattice_constant=4.05, kmesh=12, ecutwfc=30.0):
+    """PwBaseWorkChain SCF of one-atom fcc Al, LDA family: the conftest builder with converged-enough settings."""
     builder = build_al_scf(code, family, lattice_constant=lattice_constant, ecutwfc=ecutwfc, kmesh=kmesh)
     builder.pw.metadata.options = _options()
     builder.metadata.label = 'slurm: fcc Al SCF'
     return builder
 
 
-def _pw_calc_builder(code, family, **kwargs):
+def _pw_calc_builder(build_al_scf, code, family, **kwargs):
     """The bare PwCalculation of :func:`_pw_builder` (no restart handler in between the queue and the exit code)."""
-    base = _pw_builder(code, family, **kwargs)
+    base = _pw_builder(build_al_scf, code, family, **kwargs)
     builder = CalculationFactory('quantumespresso.pw').get_builder()
     for key in ('code', 'structure', 'pseudos', 'parameters'):
         setattr(builder, key, base.pw[key])
@@ -165,13 +163,13 @@ def _moose_builder(code, text: str):
 # ---------------------------------------------------------------------------------------------------------------------
 # One real calculation of each code through the queue
 # ---------------------------------------------------------------------------------------------------------------------
-def test_pw_scf_through_slurm(slurm_codes, pseudo_family):
+def test_pw_scf_through_slurm(slurm_codes, pseudo_family, build_al_scf):
     """fcc Al at a = 4.05 A, stretched 2.3 % beyond its LDA equilibrium (3.959 A): the pressure must be tensile.
 
     Reference:  Murnaghan with the LDA EOS of Al measured with pw.x 6.7 and Al.pz-vbc.UPF (B0 = 82.9 GPa, B0' ~ 4.5, a0
     = 3.959 A) gives -4.9 GPa.
     """
-    results, node = run_get_node(_pw_builder(slurm_codes['pw'], pseudo_family))
+    results, node = run_get_node(_pw_builder(build_al_scf, slurm_codes['pw'], pseudo_family))
     assert node.is_finished_ok, node.exit_message
     calc = node.called[-1]
     _assert_ran_through_slurm(calc)
@@ -243,9 +241,9 @@ def _assert_cancelled(node, found: dict) -> None:
     assert f'JOB {found["job_id"]} ON' in stderr and 'CANCELLED AT' in stderr
 
 
-def test_pw_scancel_while_running(slurm_codes, pseudo_family):
+def test_pw_scancel_while_running(slurm_codes, pseudo_family, build_al_scf):
     """A pw.x job cancelled mid-SCF (by a user or an admin) ends with 305 (no complete stdout or XML), never 0."""
-    builder = _pw_calc_builder(slurm_codes['pw'], pseudo_family, kmesh=40)
+    builder = _pw_calc_builder(build_al_scf, slurm_codes['pw'], pseudo_family, kmesh=40)
     builder.parameters = orm.Dict({**builder.parameters.get_dict(), 'ELECTRONS': {'conv_thr': 1e-14}})
     found = {}
     thread = _cancel_when_running('aiida.out', 'iteration #', found)
@@ -310,13 +308,13 @@ def test_lmp_scancel_while_running(slurm_codes, time_limit_message):
     assert node.exit_status == expected, node.exit_message
 
 
-def test_pw_job_script_exits_nonzero(slurm_codes, pseudo_family):
+def test_pw_job_script_exits_nonzero(slurm_codes, pseudo_family, build_al_scf):
     """A job that dies before the code starts (a failing `module load` in the prepend text) ends with 305, not 0.
 
     aiida-quantumespresso reports this as it reports a cancelled job, since neither stdout nor XML exists; the
     scheduler's stderr, retrieved with the calculation, holds the reason.
     """
-    builder = _pw_calc_builder(slurm_codes['pw'], pseudo_family)
+    builder = _pw_calc_builder(build_al_scf, slurm_codes['pw'], pseudo_family)
     builder.metadata.options.prepend_text = 'echo "module: command not found" >&2; exit 3'
     _, node = run_get_node(builder)
     _assert_ran_through_slurm(node)
@@ -336,7 +334,7 @@ def test_moose_nonzero_exit_through_slurm(slurm_codes):
 
 
 @pytest.mark.parametrize('code', ['pw', 'moose'])
-def test_scheduler_exit_code_kept_mock_time_limit_message(code, slurm_codes, pseudo_family):
+def test_scheduler_exit_code_kept_mock_time_limit_message(code, slurm_codes, pseudo_family, build_al_scf):
     """When Slurm kills a job at its time limit before any output exists, the parser keeps the scheduler's 120.
 
     Mock: the job writes Slurm's own time-limit line to its stderr and exits, so the test takes seconds instead of
@@ -344,7 +342,7 @@ def test_scheduler_exit_code_kept_mock_time_limit_message(code, slurm_codes, pse
     is real: sbatch, the retrieved stderr, aiida-core's Slurm output parser and the code's parser.
     """
     if code == 'pw':
-        builder = _pw_calc_builder(slurm_codes['pw'], pseudo_family)
+        builder = _pw_calc_builder(build_al_scf, slurm_codes['pw'], pseudo_family)
     else:
         builder = _moose_builder(slurm_codes['moose'], _moose_input())
     builder.metadata.options.prepend_text = f'echo "{TIME_LIMIT_LINE}" >&2; exit 0'

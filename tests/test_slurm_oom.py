@@ -134,14 +134,12 @@ def test_moose_out_of_memory(slurm_accounting, slurm_codes):
     assert node.exit_status == node.process_class.exit_codes.ERROR_SCHEDULER_OUT_OF_MEMORY.status
 
 
-def test_pw_out_of_memory(slurm_accounting, slurm_codes, pseudo_family):
+def test_pw_out_of_memory(slurm_accounting, slurm_codes, pseudo_family, build_al_scf):
     """pw.x for fcc Al at ecutwfc = 150 Ry (about 77 MB; 34 MB at 30 Ry) under 48 MB: killed in the SCF, exit 110.
 
     aiida-quantumespresso's parser finds stdout and XML incomplete and keeps the scheduler's code; a PwBaseWorkChain
     handler can then act on "out of memory" rather than on "output files missing" (305).
     """
-    from aiida_multiscale.demo import build_al_scf
-
     base = build_al_scf(slurm_codes['pw'], pseudo_family, lattice_constant=4.05, ecutwfc=150.0, kmesh=12)
     builder = CalculationFactory('quantumespresso.pw').get_builder()
     for key in ('code', 'structure', 'pseudos', 'parameters'):

@@ -49,9 +49,20 @@ from aiida_multiscale.cli import cli
     help='A code that is an MPI build (e.g. lmp from a cluster module): its calculations may then run with '
     'withmpi True. Repeat for several codes. pw is always so.',
 )
-@click.option('--pw', 'pw', default=None, help='Path of pw.x [default: pw.x on PATH].')
-@click.option('--lmp', 'lmp', default=None, help='Path of lmp [default: the lmp of this Python environment].')
-@click.option('--moose', 'moose', default=None, help='Path of the MOOSE app [default: .codes/bin/moose].')
+@click.option('--pw', 'pw', default=None, help='Path of pw.x [default: $AIIDA_MULTISCALE_PW, else pw.x on PATH].')
+@click.option(
+    '--lmp',
+    'lmp',
+    default=None,
+    help='Path of lmp [default: $AIIDA_MULTISCALE_LMP, else the lmp of this Python environment, else lmp on PATH].',
+)
+@click.option(
+    '--moose',
+    'moose',
+    default=None,
+    help='Path of the MOOSE app (any app with the framework and solid mechanics) [default: $AIIDA_MULTISCALE_MOOSE, '
+    'else moose on PATH].',
+)
 @click.option(
     '--pseudo-folder',
     type=click.Path(file_okay=False),
@@ -81,7 +92,7 @@ def cmd_setup(
     problem stops the set-up with one line that says what is wrong and how to fix it, and nothing half-created is
     left behind, so a rerun after the fix succeeds.
     """
-    from aiida_multiscale.machine import SetupError, run_setup
+    from aiida_multiscale.setup import SetupError, run_setup
 
     try:
         result = run_setup(
