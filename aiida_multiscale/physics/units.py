@@ -58,5 +58,14 @@ def is_finite_number(value) -> bool:
 
 @functools.lru_cache(maxsize=64)
 def factor(from_unit: str, to_unit: str) -> float:
-    """The number that converts ``from_unit`` into ``to_unit`` (e.g. ``factor('eV/angstrom^2', 'J/m^2')``), cached."""
-    return convert(1.0, from_unit, to_unit)
+    """The number that converts ``from_unit`` into ``to_unit`` (e.g. ``factor('eV/angstrom^2', 'J/m^2')``), cached.
+
+    A factor that is a power of ten (SI prefixes: ``factor('m', 'nm')``) is returned exactly: pint divides by the
+    prefix, and ``1 / 1e-9`` is ``999999999.9999999``, which would put round-off into every converted length.
+    """
+    value = convert(1.0, from_unit, to_unit)
+    if value:
+        power = float(f'1e{round(math.log10(abs(value)))}')
+        if math.isclose(abs(value), power, rel_tol=1e-14):
+            value = math.copysign(power, value)
+    return value
