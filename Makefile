@@ -14,6 +14,7 @@ help:
 	@echo 'make demo   - install everything needed, set up a profile and codes, run the demo through the daemon'
 	@echo 'make test   - install everything needed, build the docs and run the whole test suite'
 	@echo 'make docs   - build the documentation (warnings are errors)'
+	@echo 'make lint   - ruff check and ruff format --check of the package and the tests'
 
 install: system venv moose services
 
@@ -44,8 +45,9 @@ slurm:
 profile: venv services
 	@bash scripts/profile.sh
 
+# MOOSE has no standard place: the launcher `make moose` installed in this checkout is passed explicitly.
 setup: install profile
-	@$(VENV)/bin/aiida-multiscale -p $(PROFILE) setup
+	@$(VENV)/bin/aiida-multiscale -p $(PROFILE) setup --moose $(ROOT)/.codes/bin/moose
 
 # Two workers: the rungs submit their calculations in parallel.  A running daemon is restarted so that its workers
 # load the plugin as installed now (a stale worker cannot find entry points added since it started).
@@ -56,7 +58,7 @@ daemon: setup
 
 # The fast Al chain end to end through the daemon; the trace, graph and pictures go to demo_output/.
 demo: daemon
-	@$(PY) -m aiida_multiscale.chain_demo
+	@$(VENV)/bin/aiida-multiscale -p $(PROFILE) demo
 
 docs: venv
 	@$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 import tomllib
 
 import pytest
@@ -109,3 +110,28 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / 'README.md').read_text()
     assert 'make demo' in readme and 'make test' in readme
     assert 'make test' in (ROOT / '.ci' / 'run').read_text()
+
+
+def test_make_demo_runs_the_demo_command():
+    """`make demo` runs `aiida-multiscale demo`, and `make setup` passes the checkout's MOOSE launcher explicitly."""
+    from click.testing import CliRunner
+
+    from aiida_multiscale.cli import cli
+
+    makefile = (ROOT / 'Makefile').read_text()
+    demo = makefile.split('\ndemo:', 1)[1].split('\n\n', 1)[0]
+    assert 'aiida-multiscale -p $(PROFILE) demo' in demo
+    setup = makefile.split('\nsetup:', 1)[1].split('\n\n', 1)[0]
+    assert 'setup --moose $(ROOT)/.codes/bin/moose' in setup
+    result = CliRunner().invoke(cli, ['demo', '--help'])
+    assert result.exit_code == 0 and '--output-folder' in result.output, result.output
+
+
+def test_package_does_not_reach_into_the_checkout():
+    """An installed package has no source checkout around it: no module may look for `.codes/` next to itself."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / 'aiida_multiscale').rglob('*.py')
+        if re.search(r"""\.codes['"/]""", path.read_text())
+    ]
+    assert not offenders

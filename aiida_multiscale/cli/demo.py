@@ -1,12 +1,15 @@
-"""The chain demo: the fast Al chain through the daemon, progress while it runs, then the trace, graph and pictures."""
+"""``aiida-multiscale demo``: the fast Al chain through the daemon, progress while it runs, then trace and pictures."""
 
 from __future__ import annotations
 
 import pathlib
-import sys
 import time
 
-__all__ = ('eos_points', 'main', 'write_pictures')
+import click
+
+from aiida_multiscale.cli import cli
+
+__all__ = ('cmd_demo', 'eos_points', 'run_demo', 'wait_for_chain', 'write_pictures')
 
 
 def eos_points(dft) -> list[tuple[float, float]]:
@@ -92,7 +95,26 @@ def _progress(chain) -> str:
     return ' | '.join(parts)
 
 
-def main(
+def wait_for_chain(chain, timeout: float) -> bool:
+    """Print one status line each time a rung changes state until ``chain`` terminates; False after ``timeout`` s."""
+    start = time.monotonic()
+    last = None
+    while not chain.is_terminated:
+        if time.monotonic() - start > timeout:
+            print(
+                f'MultiscaleWorkChain<{chain.pk}> did not finish in {timeout:.0f} s: aiida-multiscale status {chain.pk}'
+            )
+            return False
+        line = _progress(chain)
+        if line != last:
+            print(f'[{time.monotonic() - start:6.0f} s] {line}', flush=True)
+            last = line
+        time.sleep(2)
+    print(f'[{time.monotonic() - start:6.0f} s] {_progress(chain)}')
+    return True
+
+
+def run_demo(
     element: str = 'Al',
     protocol: str = 'fast',
     folder: str = 'demo_output',
@@ -101,16 +123,15 @@ def main(
 ) -> int:
     """Submit the chain to the daemon, show progress, then print the trace and write the pictures; 0 on success.
 
-    ``overrides`` go to :meth:`MultiscaleWorkChain.get_builder_from_protocol`, e.g. a smaller phase field
-    ``{'phase_field': {'overrides': {'parameters': {'grid': 40, 'grains': 6}}}}`` (the size of the chain test).
+    Needs a loaded profile.  ``overrides`` go to :meth:`MultiscaleWorkChain.get_builder_from_protocol`, e.g. a smaller
+    phase field ``{'phase_field': {'overrides': {'parameters': {'grid': 40, 'grains': 6}}}}`` (the size of the chain
+    test).
     """
-    from aiida import load_profile
     from aiida.engine import submit
     from aiida.engine.daemon.client import get_daemon_client
 
     from aiida_multiscale.provenance import render_text, trace
 
-    load_profile()
     if not get_daemon_client().is_daemon_running:
         print('The daemon is not running: start it with `verdi daemon start 2`.')
         return 1
@@ -119,20 +140,8 @@ def main(
     builder = MultiscaleWorkChain.get_builder_from_protocol(element, protocol=protocol, overrides=overrides)
     chain = submit(builder)
     print(f'Submitted MultiscaleWorkChain<{chain.pk}> ({element}, {protocol}) to the daemon.', flush=True)
-    start = time.monotonic()
-    last = None
-    while not chain.is_terminated:
-        if time.monotonic() - start > timeout:
-            print(
-                f'MultiscaleWorkChain<{chain.pk}> did not finish in {timeout:.0f} s: aiida-multiscale status {chain.pk}'
-            )
-            return 1
-        line = _progress(chain)
-        if line != last:
-            print(f'[{time.monotonic() - start:6.0f} s] {line}', flush=True)
-            last = line
-        time.sleep(2)
-    print(f'[{time.monotonic() - start:6.0f} s] {_progress(chain)}')
+    if not wait_for_chain(chain, timeout):
+        return 1
     if not chain.is_finished_ok:
         print(f'MultiscaleWorkChain<{chain.pk}> failed: [{chain.exit_status}] {chain.exit_message}')
         return 1
@@ -145,5 +154,34 @@ def main(
     return 0
 
 
-if __name__ == '__main__':
-    sys.exit(main())
+@cli.command('demo')
+@click.option('--element', default='Al', show_default=True, help='Chemical symbol of the cubic metal.')
+@click.option(
+    '--protocol',
+    type=click.Choice(['fast', 'moderate', 'precise']),
+    default='fast',
+    show_default=True,
+    help='Protocol of every rung.',
+)
+@click.option(
+    '--output-folder',
+    type=click.Path(file_okay=False),
+    default='demo_output',
+    show_default=True,
+    help='Where the graph SVG, the grain maps, the stress map and the EOS fit are written.',
+)
+@click.option(
+    '--timeout',
+    type=click.FloatRange(min=0),
+    default=900,
+    show_default=True,
+    help='Seconds to wait for the chain before giving up (the chain keeps running in the daemon).',
+)
+def cmd_demo(element, protocol, output_folder, timeout):
+    """Run the chain (fast Al by default) through the running daemon and show what it gives.
+
+    Prints a line each time a rung changes state, then the trace of the macroscopic result back to the DFT inputs,
+    and writes the provenance graph and pictures to the output folder.  Exits non-zero if the daemon is not running or
+    the chain fails.  `make demo` sets everything up and runs this.
+    """
+    raise SystemExit(run_demo(element, protocol, output_folder, timeout))
