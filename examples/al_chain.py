@@ -1,4 +1,4 @@
-"""The Al chain on the fast protocol: ``verdi run workflows/al_chain.py [--protocol fast] [--element Al]``.
+"""The Al chain on the fast protocol: ``verdi run examples/al_chain.py [--protocol fast] [--element Al]``.
 
 Submits a MultiscaleWorkChain to the daemon (start it first: ``verdi daemon start 2``) and prints how to follow it.
 Nothing here is specific to Al except the default of ``--element``.

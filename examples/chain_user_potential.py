@@ -1,4 +1,4 @@
-"""The chain with a user-supplied EAM potential: ``verdi run workflows/chain_user_potential.py FILE [--element Al]``.
+"""The chain with a user-supplied EAM potential: ``verdi run examples/chain_user_potential.py FILE [--element Al]``.
 
 The file becomes a ``LammpsPotentialData`` node (deduplicated by md5, tags read from its header); the MD rung checks
 it against the DFT rung of the same chain, and the check (relative errors, verdict) is stored in the graph.  Without

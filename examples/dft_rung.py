@@ -1,4 +1,4 @@
-"""One rung alone: the DFT equation of state and elastic constants, ``verdi run workflows/dft_rung.py [--element Al]``.
+"""One rung alone: the DFT equation of state and elastic constants, ``verdi run examples/dft_rung.py [--element Al]``.
 
 Runs in the foreground (``run_get_node``) on the fast protocol and prints the two handoffs the chain would pass to the
 ``dft_to_md`` bridge, so a user can look at the DFT numbers before committing to a whole chain.
