@@ -111,9 +111,23 @@ def status_rows(chain) -> list[dict]:
 @cli.command('status')
 @click.argument('pk')
 @click.option('--json', 'as_json', is_flag=True, help='Print the rows as a JSON list.')
-def cmd_status(pk, as_json):
-    """One row per rung of the chain PK: process, state, exit status, wall time and calculations reused from cache."""
+@click.option(
+    '--watch',
+    is_flag=True,
+    help='Follow the process until it ends: one line per rung updated in place on a terminal (plain lines '
+    'otherwise), with what is done of what is planned. Ctrl-C stops watching only. Any process PK is accepted; '
+    'exit status 2 if it failed.',
+)
+def cmd_status(pk, as_json, watch):
+    """One row per rung of the chain PK: process, state, exit status, wall time and calculations reused from cache.
+
+    With --watch, follow the chain (or any process PK) while it runs instead: SCFs, MD stages, phase-field cycles and
+    simulated time, FEM load steps and bridges done of those planned, and the elapsed time per rung.
+    """
     node = _load_process(pk)
+    if watch:
+        _watch(node, as_json)
+        return
     if getattr(node, 'process_label', None) != 'MultiscaleWorkChain':
         echo_error(f'node {pk} is not a MultiscaleWorkChain (it is a {type(node).__name__})')
     rows = status_rows(node)
@@ -133,6 +147,28 @@ def cmd_status(pk, as_json):
         )
     if node.is_terminated and not node.is_finished_ok:
         click.echo(f'chain failed: [{node.exit_status}] {node.exit_message}')
+
+
+def _watch(node, as_json: bool) -> None:
+    """``status --watch``: follow ``node``; with ``--json`` the display goes to stderr (only on a terminal) and stdout
+    gets one JSON object at the end, as without ``--watch``."""
+    import sys
+
+    from aiida import orm
+
+    from aiida_multiscale.cli.progress import watch
+    from aiida_multiscale.cli.utils import process_summary
+
+    if not isinstance(node, orm.ProcessNode):
+        echo_error(f'node {node.pk} is a {type(node).__name__}, not a process')
+    snapshot = watch(node.pk, err=as_json, plain=not as_json)
+    if snapshot is None:  # Ctrl-C: the message is out, the processes go on
+        sys.exit(130)
+    if as_json:
+        summary = status_rows(node) if node.process_label == 'MultiscaleWorkChain' else process_summary(node)
+        click.echo(json.dumps(summary))
+    if not snapshot.finished_ok:
+        sys.exit(2)
 
 
 @cli.command('trace')

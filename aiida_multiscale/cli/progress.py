@@ -690,7 +690,7 @@ class LiveDisplay:
             if fraction is None:
                 bar = Text('')
             else:
-                style = 'red' if line.state.startswith(('failed', 'killed', 'excepted')) else 'bar.complete'
+                style = 'red' if line.state.startswith(('failed', 'killed', 'excepted')) else 'cyan'
                 bar = ProgressBar(total=1.0, completed=fraction, width=cls.BAR_WIDTH, complete_style=style)
             elapsed = '' if line.elapsed is None else f'{line.elapsed:.0f} s'
             table.add_row(Text(line.title, style='bold'), _state_text(line.state), bar, line.count,
@@ -734,14 +734,16 @@ def watch(
     timeout: float | None = None,
     err: bool = False,
     plain: bool = True,
+    reader=None,
 ) -> Snapshot | None:
     """Show the progress of process ``pk`` until it terminates (or ``timeout`` s pass); return the last snapshot.
 
     Ctrl-C stops watching only: nothing is sent to the processes, which go on in the daemon; the message says how to
-    watch again, and None is returned.
+    watch again, and None is returned.  ``reader`` (anything with a ``read()`` giving a :class:`Snapshot`) replaces the
+    database, for tests.
     """
     display = display if display is not None else make_display(err=err, plain=plain)
-    reader = ProgressReader(pk)
+    reader = reader if reader is not None else ProgressReader(pk)
     start = time.monotonic()
     snapshot = None
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import time
 
 import click
 
@@ -110,7 +109,7 @@ def _return_or_create_links():
     return (LinkType.RETURN, LinkType.CREATE)
 
 
-def launch(builder, wait: bool, as_json: bool, poll: float = 2.0, dry_run: bool = False) -> None:
+def launch(builder, wait: bool, as_json: bool, poll: float = 1.0, dry_run: bool = False) -> None:
     """Submit ``builder`` to the daemon; with ``wait`` follow it and exit non-zero if it did not finish OK.
 
     The process's port validators run first, so bad input is one line without a traceback and nothing is stored.
@@ -137,14 +136,12 @@ def launch(builder, wait: bool, as_json: bool, poll: float = 2.0, dry_run: bool 
         if as_json:
             click.echo(json.dumps(process_summary(node)))
         return
-    last_report = None
-    while not node.is_terminated:
-        time.sleep(poll)
-        if not as_json:
-            status = node.process_status or node.process_state.value
-            if status != last_report:
-                click.echo(f'  {node.process_label}<{node.pk}>: {status}')
-                last_report = status
+    from aiida_multiscale.cli.progress import watch
+
+    # Progress per rung from the provenance graph: in place on a terminal, plain lines otherwise; with --json only on
+    # a terminal's stderr, so that stdout stays the one JSON object.  Ctrl-C stops watching, not the process.
+    if watch(node.pk, interval=poll, err=as_json, plain=not as_json) is None:
+        sys.exit(130)
     summary = process_summary(node)
     if as_json:
         click.echo(json.dumps(summary))
