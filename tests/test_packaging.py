@@ -106,10 +106,13 @@ def test_docker_compose_matches_profile_setup_and_docs():
     assert '`aiida_multiscale` (password `aiida_multiscale`)' in installation
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_lint_then_the_readme_test_command():
     readme = (ROOT / 'README.md').read_text()
     assert 'make demo' in readme and 'make test' in readme
-    assert 'make test' in (ROOT / '.ci' / 'run').read_text()
+    ci = (ROOT / '.ci' / 'run').read_text()
+    assert 'make lint' in ci and 'make test' in ci and ci.index('make lint') < ci.index('make test')
+    lint = (ROOT / 'Makefile').read_text().split('\nlint:', 1)[1].split('\n\n', 1)[0]
+    assert 'ruff check' in lint and 'ruff format --check' in lint
 
 
 def test_make_demo_runs_the_demo_command():
@@ -135,3 +138,35 @@ def test_package_does_not_reach_into_the_checkout():
         if re.search(r"""\.codes['"/]""", path.read_text())
     ]
     assert not offenders
+
+
+def _imported_top_level_modules(folder: pathlib.Path) -> set[str]:
+    import ast
+    import sys
+
+    names = set()
+    for path in folder.rglob('*.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split('.')[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split('.')[0])
+    return {name for name in names if name not in sys.stdlib_module_names and name != folder.name}
+
+
+def test_every_imported_package_is_declared():
+    """Each third-party package the plugin imports is a dependency in pyproject.toml, not a transitive accident."""
+    import importlib.metadata
+
+    def normalize(name: str) -> str:
+        return re.sub(r'[-_.]+', '-', name).lower()
+
+    dependencies = tomllib.loads((ROOT / 'pyproject.toml').read_text())['project']['dependencies']
+    declared = {normalize(re.split(r'[\s\[<>=~!;]', requirement, maxsplit=1)[0]) for requirement in dependencies}
+    distributions = importlib.metadata.packages_distributions()
+    missing = {}
+    for module in _imported_top_level_modules(ROOT / 'aiida_multiscale'):
+        provided_by = {normalize(name) for name in distributions.get(module, [module])}
+        if not provided_by & declared:
+            missing[module] = sorted(provided_by)
+    assert not missing, f'imported but not declared in [project] dependencies: {missing}'
