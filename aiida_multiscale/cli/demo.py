@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import time
 
 import click
 
@@ -85,32 +84,20 @@ def write_pictures(chain, folder) -> list[pathlib.Path]:
     return written
 
 
-def _progress(chain) -> str:
-    from aiida_multiscale.cli.chain import status_rows
-
-    parts = []
-    for row in status_rows(chain)[:-1]:
-        wall = '' if row['wall_time'] is None else f' {row["wall_time"]:.0f}s'
-        parts.append(f'{row["rung"]}: {row["state"]}{wall}')
-    return ' | '.join(parts)
-
-
 def wait_for_chain(chain, timeout: float) -> bool:
-    """Print one status line each time a rung changes state until ``chain`` terminates; False after ``timeout`` s."""
-    start = time.monotonic()
-    last = None
-    while not chain.is_terminated:
-        if time.monotonic() - start > timeout:
-            print(
-                f'MultiscaleWorkChain<{chain.pk}> did not finish in {timeout:.0f} s: aiida-multiscale status {chain.pk}'
-            )
-            return False
-        line = _progress(chain)
-        if line != last:
-            print(f'[{time.monotonic() - start:6.0f} s] {line}', flush=True)
-            last = line
-        time.sleep(2)
-    print(f'[{time.monotonic() - start:6.0f} s] {_progress(chain)}')
+    """Show how far every rung has got until ``chain`` terminates: in place on a terminal, one plain line per change
+    otherwise (:mod:`aiida_multiscale.cli.progress`).  False after ``timeout`` s or on Ctrl-C; the chain goes on."""
+    from aiida_multiscale.cli.progress import WATCH_AGAIN, watch
+
+    snapshot = watch(chain.pk, timeout=timeout)
+    if snapshot is None:  # Ctrl-C: the message says how to watch again
+        return False
+    if not snapshot.terminated:
+        print(
+            f'MultiscaleWorkChain<{chain.pk}> did not finish in {timeout:.0f} s; it goes on in the daemon: '
+            f'{WATCH_AGAIN.format(pk=chain.pk)}'
+        )
+        return False
     return True
 
 
@@ -180,7 +167,7 @@ def run_demo(
 def cmd_demo(element, protocol, output_folder, timeout):
     """Run the chain (fast Al by default) through the running daemon and show what it gives.
 
-    Prints a line each time a rung changes state, then the trace of the macroscopic result back to the DFT inputs,
+    Shows how far every rung has got while it runs, then the trace of the macroscopic result back to the DFT inputs,
     and writes the provenance graph and pictures to the output folder.  Exits non-zero if the daemon is not running or
     the chain fails.  `make demo` sets everything up and runs this.
     """
