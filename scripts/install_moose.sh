@@ -3,8 +3,9 @@
 #
 # On glibc >= 2.38 a plain pip install into a private prefix is enough.  On older systems (Debian 12 has 2.36) the
 # manylinux_2_38 wheel is unpacked by hand and its executable is pointed at a minimal Debian trixie runtime made with
-# debootstrap (see shared FACTS: only the MOOSE process may see that runtime, so the launcher sets LD_LIBRARY_PATH
-# for it alone).  Idempotent: a second run that finds a working launcher does nothing.
+# debootstrap.  Only the MOOSE process may see that runtime (any other process, /bin/sh included, breaks with its
+# libraries), so the launcher sets LD_LIBRARY_PATH for it alone.
+# Idempotent: a second run that finds a working launcher does nothing.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CODES="$ROOT/.codes"

@@ -43,7 +43,9 @@ else
     echo "profile: created '$PROFILE' (core.psql_dos on $PGHOST:$PGPORT/$DBNAME, broker core.rabbitmq)"
 fi
 "$VERDI" profile set-default "$PROFILE" >/dev/null 2>&1 || true
-# Settings from shared FACTS: fast polling, a daemon timeout that survives load, and no RabbitMQ version nag.
+# runner.poll.interval 1: with the default (60 s) engine.run notices a finished child up to a minute late;
+# daemon.timeout 20: the default 2 s times out under load; the RabbitMQ version warning is silenced because
+# scripts/services.sh disables the consumer_timeout it warns about.
 "$VERDI" config set runner.poll.interval 1 >/dev/null
 "$VERDI" config set daemon.timeout 20 >/dev/null
 "$VERDI" config set -g warnings.rabbitmq_version False >/dev/null

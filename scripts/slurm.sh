@@ -3,8 +3,8 @@
 #
 # Idempotent.  `start` starts munged, slurmctld and slurmd only if they are not already answering, and returns once a
 # smoke job has run through the queue (the controller accepts jobs only ~3 s after it starts).  The configuration is
-# generated at run time from `slurmd -C` (so no hostname is committed) with the recipe of ../shared/FACTS.md:
-# proctrack/linuxproc, task/none, cons_tres CR_Core, batch_sched_delay=0, ReturnToService=2.
+# generated at run time from `slurmd -C` (so no hostname is committed), with what a single node without systemd needs
+# (Slurm 22.05): proctrack/linuxproc, task/none, cons_tres CR_Core, batch_sched_delay=0, ReturnToService=2.
 # State, spool, pid and log files live in a private folder ($SLURM_DIR, default .codes/slurm/, git-ignored).
 #
 # Accounting (sacct), when slurmdbd and MariaDB are installed (scripts/install_slurm.sh): a private MariaDB (datadir and

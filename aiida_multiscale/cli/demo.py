@@ -169,6 +169,6 @@ def cmd_demo(element, protocol, output_folder, timeout):
 
     Shows how far every rung has got while it runs, then the trace of the macroscopic result back to the DFT inputs,
     and writes the provenance graph and pictures to the output folder.  Exits non-zero if the daemon is not running or
-    the chain fails.  `make demo` sets everything up and runs this.
+    the chain fails.  make demo sets everything up and runs this.
     """
     raise SystemExit(run_demo(element, protocol, output_folder, timeout))
