@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from aiida_multiscale.engines.moose.solid_mechanics import build_elasticity_input, element_grain_map
-from aiida_multiscale.setup import default_executables
 from aiida_multiscale.physics import elasticity as m
+from aiida_multiscale.setup import default_executables
 
 AL = (108.2, 61.3, 28.5)  # GPa
 
