@@ -1,4 +1,4 @@
-"""PhaseFieldWorkChain inputs without running MOOSE: validators, protocols, the rendered input, the restart handler."""
+"""PhaseFieldWorkChain inputs without running MOOSE: validators, protocols, the rendered input of a cycle."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from aiida import orm
 
 from aiida_multiscale.data.handoff import HandoffData
-from aiida_multiscale.workflows.moose_restart import DEFAULT_WALLTIME_RESTARTS
 from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain
 
 
@@ -83,53 +82,38 @@ def test_protocol_overrides(codes):
     assert 'assumed' in builder.interface.get_quantity('mobility_prefactor', 'm**4/(J*s)').note
     for protocol in ('fast', 'moderate', 'precise'):
         builder = PhaseFieldWorkChain.get_builder_from_protocol(codes['moose'], protocol=protocol)
-        # every cycle, the convergence restarts and the walltime resubmissions each launch one MooseCalculation
-        restarts = PhaseFieldWorkChain.get_protocol_inputs(protocol)['max_restarts']
-        assert builder.max_iterations.value == builder.parameters['cycles'] + restarts + DEFAULT_WALLTIME_RESTARTS
+        # every cycle is one MooseBaseWorkChain, bounded by the protocol's max_iterations
+        assert builder.max_iterations.value == PhaseFieldWorkChain.get_protocol_inputs(protocol)['max_iterations']
 
 
-def test_max_iterations_below_cycles_is_rejected(codes):
-    """Fewer iterations than cycles could never finish the anneal: refused before anything runs, naming the fix."""
-    from aiida.engine import run
+def test_standalone_interface_is_the_anneal_of_the_protocol():
+    """The stand-alone interface is the protocol's anneal (the chain's too) with its GB energy, all assumed."""
+    inputs = PhaseFieldWorkChain.get_protocol_inputs()
+    quantities = PhaseFieldWorkChain.standalone_interface()
+    assert set(quantities) == {'gb_energy', 'mobility_prefactor', 'activation_energy', 'temperature', 'anneal_time'}
+    assert all(quantity['note'].startswith('assumed; source: ') for quantity in quantities.values())
+    anneal = inputs['anneal']
+    assert quantities['temperature']['value'] == anneal['temperature']['homologous'] * inputs['melting_point']['value']
+    mobility = anneal['mobility_prefactor']
+    assert quantities['mobility_prefactor']['std'] == pytest.approx(mobility['relative_std'] * mobility['value'])
+    assert quantities['gb_energy']['value'] == inputs['gb_energy']['value']
 
-    builder = _builder(codes, cycles=3)
-    builder.max_iterations = orm.Int(2)
-    with pytest.raises(ValueError, match=r'max_iterations = 2 is less than parameters.cycles = 3.*at least cycles'):
-        run(builder)
 
-
-def test_restart_handler_cuts_dt_and_restarts_mock(codes, aiida_localhost):
-    """A not-converged MooseCalculation (faked: exit 400, no Exodus) is restarted from the cycle start, dt / 10."""
-    from aiida.common.links import LinkType
+def test_cycle_input_is_rendered(codes):
+    """The first cycle's MooseBaseWorkChain inputs: the rendered model, its seed file, checkpoints left to the base."""
     from aiida.engine.utils import instantiate_process
     from aiida.manage import get_manager
-    from plumpy import ProcessState
 
     builder = _builder(codes)
     process = instantiate_process(get_manager().get_runner(), builder)
     process.setup()
-    process.prepare()
-    first = process.ctx.inputs.input_file.get_content()
+    inputs = process._cycle_inputs()
+    first = inputs.moose.input_file.get_content()
     assert 'enable_jit = false' in first and 'type = MatReaction' in first and '${fparse' in first
-    assert 'type = PropertyReadFile' in first and process.ctx.inputs.files['grains_csv'].filename == 'grains.csv'
-
-    failed = orm.CalcJobNode(computer=aiida_localhost, process_type='aiida.calculations:multiscale.moose')
-    failed.set_process_state(ProcessState.FINISHED)
-    failed.set_exit_status(400)
-    failed.store()
-    parameters = orm.Dict({'postprocessors': {'dt': 5.0}}).store()  # MOOSE's dt is in ns
-    parameters.base.links.add_incoming(failed, LinkType.CREATE, 'output_parameters')
-    report = process.handle_not_converged(failed)
-    assert report.do_break and report.exit_code.status == 0
-    assert process.ctx.dt == pytest.approx(0.5e-9)
-    restarted = process.ctx.inputs.input_file.get_content()
-    assert 'dt = 0.5' in restarted  # IterationAdaptiveDT starts from the cut step
-    # A successful run is not this handler's business.
-    ok = orm.CalcJobNode(computer=aiida_localhost, process_type='aiida.calculations:multiscale.moose')
-    ok.set_process_state(ProcessState.FINISHED)
-    ok.set_exit_status(0)
-    ok.store()
-    assert process.handle_not_converged(ok) is None
+    assert 'type = PropertyReadFile' in first and inputs.moose.files['grains_csv'].filename == 'grains.csv'
+    assert inputs.metadata == {'call_link_label': 'cycle_00'}
+    assert inputs.max_iterations.value == builder.max_iterations.value
+    assert 'checkpoint_interval' not in inputs and 'recover' not in inputs.moose
 
 
 def _grain_growth(**changes):

@@ -34,6 +34,8 @@ from aiida_multiscale.physics.units import BOLTZMANN_EV, factor
 __all__ = (
     'CircleStart',
     'FunctionStart',
+    'LENGTH_UNIT',
+    'TIME_UNIT',
     'GrainGrowthInput',
     'RestartStart',
     'VoronoiStart',
@@ -43,7 +45,13 @@ __all__ = (
     'model_constants',
 )
 
-#: 1 J/m^2 in eV/nm^2 and 1 m^4/(J s) in nm^4/(eV ns): the model runs in nm / ns / eV (well-scaled numbers).
+#: The units of the model inside MOOSE (well-scaled numbers); energies are in eV.
+LENGTH_UNIT, TIME_UNIT = 'nm', 'ns'
+#: SI lengths and times in the model's units.
+M_TO_NM = factor('m', LENGTH_UNIT)
+S_TO_NS = factor('s', TIME_UNIT)
+NS_TO_S = factor(TIME_UNIT, 's')
+#: 1 J/m^2 in eV/nm^2 and 1 m^4/(J s) in nm^4/(eV ns).
 J_PER_M2_TO_EV_PER_NM2 = factor('J/m^2', 'eV/nm^2')
 M4_PER_JS_TO_NM4_PER_EVNS = factor('m^4/(J*s)', 'nm^4/(eV*ns)')
 #: Moelans' gamma: symmetric interfaces, the profile of which gives the relations above.
@@ -65,7 +73,7 @@ def model_constants(gb_energy: float, mobility: float, interface_width: float) -
     """
     sigma = gb_energy * J_PER_M2_TO_EV_PER_NM2
     m = mobility * M4_PER_JS_TO_NM4_PER_EVNS
-    width = interface_width * 1e9
+    width = interface_width * M_TO_NM
     return {
         'sigma': sigma,
         'M': m,
@@ -119,7 +127,7 @@ class GrainGrowthInput:
 
 def _seed_csv(start: VoronoiStart) -> str:
     """Header-less CSV for ``PropertyReadFile`` (voronoi): x y z (nm), op, grain id, phi1 Phi phi2 (deg)."""
-    seeds = np.asarray(start.seeds, dtype=float) * 1e9
+    seeds = np.asarray(start.seeds, dtype=float) * M_TO_NM
     angles = np.zeros((len(seeds), 3)) if start.euler_angles is None else np.asarray(start.euler_angles, float)
     rows = []
     for k, ((x, y), op, (p1, pp, p2)) in enumerate(zip(seeds.tolist(), start.ops, angles.tolist())):
@@ -149,12 +157,12 @@ def explicit_stable_dt(constants: dict[str, float], spacing: tuple[float, float]
     :param constants: :func:`model_constants` (nm, ns, eV).
     :param spacing: element sizes ``(hx, hy)`` in m.
     """
-    hx, hy = (h * 1e9 for h in spacing)
+    hx, hy = (h * M_TO_NM for h in spacing)
     c = np.linspace(-1.0, 1.0, 81)
     cx, cy = np.meshgrid(c, c)
     diffusion = np.max(2 * (1 - cx) * (2 + cy) / (3 * hx**2) + 2 * (1 - cy) * (2 + cx) / (3 * hy**2))
     rate = constants['L'] * constants['kappa'] * diffusion + 6 * constants['L'] * constants['mu']  # 1/ns
-    return EXPLICIT_SAFETY * 2.0 / rate * 1e-9
+    return EXPLICIT_SAFETY * 2.0 / rate * NS_TO_S
 
 
 def _pairwise_bulk(etas: list[str], kernels: dict, materials: dict) -> None:
@@ -291,10 +299,11 @@ def build_grain_growth_input(
         raise ValueError(f"formulation must be 'split' or 'pairwise', got {formulation!r}")
     mobility = arrhenius_mobility(mobility_prefactor, activation_energy, temperature)
     constants = model_constants(gb_energy, mobility, interface_width)
-    dx_nm = lx * 1e9 / nx
-    end_time_ns = (start_time + anneal_time) * 1e9
+    dx_nm = lx * M_TO_NM / nx
+    start_ns = start_time * S_TO_NS
+    end_time_ns = (start_time + anneal_time) * S_TO_NS
     if dt_initial is None:
-        dt_initial = 0.2 * dx_nm**2 / (constants['M'] * constants['sigma']) * 1e-9
+        dt_initial = 0.2 * dx_nm**2 / (constants['M'] * constants['sigma']) * NS_TO_S
     if dt_max is None:
         dt_max = anneal_time / 20
     dt_stable = explicit_stable_dt(constants, (lx / nx, ly / ny))
@@ -319,7 +328,7 @@ def build_grain_growth_input(
         'M': Expression(
             f'mobility_prefactor * exp(-activation_energy / (kB * temperature)) * {M4_PER_JS_TO_NM4_PER_EVNS!r}'
         ),  # nm^4/(eV ns)
-        'width': Expression('interface_width * 1e9'),  # nm
+        'width': Expression(f'interface_width * {M_TO_NM!r}'),  # nm
         'mu': Expression('6 * sigma / width'),  # eV/nm^3
         'kappa': Expression('0.75 * sigma * width'),  # eV/nm
         'L': Expression('4 * M / (3 * width)'),  # nm^3/(eV ns)
@@ -338,8 +347,8 @@ def build_grain_growth_input(
             'dim': 2,
             'nx': nx,
             'ny': ny,
-            'xmax': lx * 1e9,
-            'ymax': ly * 1e9,
+            'xmax': lx * M_TO_NM,
+            'ymax': ly * M_TO_NM,
             'elem_type': 'QUAD4',
         }
     }
@@ -378,8 +387,8 @@ def build_grain_growth_input(
     elif isinstance(start, CircleStart):
         if n_op < 2:
             raise ValueError('a circle needs two order parameters')
-        r = start.radius * 1e9
-        cx, cy = lx * 1e9 / 2, ly * 1e9 / 2
+        r = start.radius * M_TO_NM
+        cx, cy = lx * M_TO_NM / 2, ly * M_TO_NM / 2
         # Equilibrium profile of Moelans' model for gamma = 1.5: eta = (1 - tanh(2 d / l)) / 2 ... close enough as a
         # start; the interface relaxes within a few steps anyway.
         inside = f'0.5 * (1 - tanh(2 * (sqrt((x - {cx!r})^2 + (y - {cy!r})^2) - {r!r}) / {constants["width"]!r}))'
@@ -443,7 +452,7 @@ def build_grain_growth_input(
 
     stepper = {
         'type': 'IterationAdaptiveDT',
-        'dt': dt_initial * 1e9,
+        'dt': dt_initial * S_TO_NS,
         'optimal_iterations': 5,
         'iteration_window': 1,
         'growth_factor': 1.5,
@@ -454,9 +463,9 @@ def build_grain_growth_input(
         # IterationAdaptiveDT (no iterations, so it only grows) ramps a restart's small first step back up to dtmax.
         blocks['Executioner'] = {
             'type': 'Transient',
-            'start_time': start_time * 1e9,
+            'start_time': start_ns,
             'end_time': end_time_ns,
-            'dtmax': dt_max * 1e9,
+            'dtmax': dt_max * S_TO_NS,
             'TimeIntegrator': {'type': 'ActuallyExplicitEuler', 'solve_type': 'lumped'},
             'TimeStepper': stepper,
         }
@@ -478,13 +487,13 @@ def build_grain_growth_input(
             'nl_max_its': 12,
             'nl_rel_tol': nl_rel_tol,
             'nl_abs_tol': nl_abs_tol,
-            'start_time': start_time * 1e9,
+            'start_time': start_ns,
             'end_time': end_time_ns,
-            'dtmax': dt_max * 1e9,
-            'dtmin': dt_initial * 1e9 * 1e-4,
+            'dtmax': dt_max * S_TO_NS,
+            'dtmin': dt_initial * S_TO_NS * 1e-4,
             'TimeStepper': stepper,
         }
-    frame_times = [start_time * 1e9 + (end_time_ns - start_time * 1e9) * (k + 1) / n_frames for k in range(n_frames)]
+    frame_times = [start_ns + (end_time_ns - start_ns) * (k + 1) / n_frames for k in range(n_frames)]
     outputs: dict[str, t.Any] = {
         'file_base': output_base,
         'csv': {'type': 'CSV'},

@@ -1,6 +1,6 @@
 """Polycrystal linear elasticity in MOOSE: a thin 3-D slab of the grain map, cubic Cij rotated per element, tension.
 
-Why these choices (FACTS.md):
+Why these choices:
 
 * A thin 3-D slab (one element through the thickness, free faces) rather than 2-D plane strain, which overestimates E
   (the out-of-plane constraint stiffens it, up to or beyond the Voigt bound).
@@ -27,10 +27,12 @@ import numpy as np
 from aiida_multiscale.engines.moose.hit import render_hit
 from aiida_multiscale.physics.elasticity import born_stability_violations
 
-__all__ = ('ElasticityModel', 'build_elasticity_input', 'element_grain_map')
+__all__ = ('FILE_BASE', 'STRESS_UNIT', 'ElasticityModel', 'build_elasticity_input', 'element_grain_map')
 
 EULER_FILE = 'euler_angles.csv'
 FILE_BASE = 'elasticity'
+#: The stress unit of the model: the elastic constants go in, and the stresses come out, in it.
+STRESS_UNIT = 'GPa'
 
 
 @dataclasses.dataclass
@@ -41,7 +43,7 @@ class ElasticityModel:
     files: dict[str, bytes]
     element_grains: np.ndarray  # (ny_el, nx_el) grain id of every element (row j = y)
     applied_strain: float
-    stress_unit: str = 'GPa'
+    stress_unit: str = STRESS_UNIT
 
 
 def element_grain_map(grain_ids: np.ndarray, nx: int, ny: int) -> np.ndarray:
