@@ -4,8 +4,10 @@
   stops with ``ERROR_OUT_OF_WALLTIME`` (420, naming the run) when ``max_walltime_restarts`` is used up.
 * DFT rung: pw.x stopped by its own ``CONTROL.max_seconds`` (exit 400) is restarted by aiida-quantumespresso's
   ``PwBaseWorkChain.handle_out_of_walltime`` (nothing of ours); a job killed by the scheduler (120) is resubmitted with
-  more time by our ``handle_scheduler_out_of_walltime`` (``aiida_multiscale.workflows.dft.PwBaseWorkChain``), from
-  the charge density when the killed run left one.  Both must end at the total energy of an uninterrupted SCF.
+  more time by our ``handle_scheduler_out_of_walltime``
+  (``aiida_multiscale.workflows.base.pw.MultiscalePwBaseWorkChain``), from the charge density when the killed run left
+  one, until ``max_wallclock_seconds_limit`` (then exit 320).  Both must end at the total energy of an uninterrupted
+  SCF.
 
 Slurm runs without accounting here, so, as on many clusters, AiiDA learns about a time-limit kill only from the
 ``CANCELLED ... DUE TO TIME LIMIT`` line Slurm writes first on the job's stderr.  A real kill needs the 1-minute
@@ -20,7 +22,7 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 
-from aiida_multiscale.workflows.dft import MultiscalePwBaseWorkChain
+from aiida_multiscale.workflows.base.pw import MultiscalePwBaseWorkChain
 from aiida_multiscale.workflows.md import MdWorkChain
 
 pytestmark = [pytest.mark.real_code]
@@ -213,17 +215,10 @@ def test_pw_scheduler_kill_before_output_restarts_from_scratch_mock_time_limit(
     assert node.outputs.output_parameters['energy'] == pytest.approx(reference, abs=ENERGY_TOLERANCE)
 
 
-@pytest.mark.parametrize(
-    ('calculation', 'density', 'expected'),
-    [('scf', True, 'charge_density'), ('scf', False, 'scratch'), ('nscf', False, 'parent_kept')],
-)
-def test_scheduler_walltime_handler_mock_killed_calculation(
-    codes, pseudo_family, tmp_path, calculation, density, expected
-):
-    """The handler on a faked killed PwCalculation (mock: a stored node with exit status 120 and a remote folder).
+def _killed_scf_mock(codes, pseudo_family, tmp_path, calculation='scf', density=False, limit=None):
+    """A MultiscalePwBaseWorkChain (set up, not run) and a faked PwCalculation it ran, killed at 600 s (exit 120).
 
-    An SCF restarts from the charge density only when the killed run's ``out/aiida.save`` holds one; an NSCF keeps
-    the ``parent_folder`` it needs; every case doubles the time limit and the explicit ``max_seconds``.
+    :return: the process, the killed node, the killed run's remote folder and the ``parent_folder`` of an NSCF.
     """
     from aiida.common.links import LinkType
     from aiida.engine.utils import instantiate_process
@@ -234,6 +229,8 @@ def test_scheduler_walltime_handler_mock_killed_calculation(
     parameters = builder.pw.parameters.get_dict()
     parameters['CONTROL']['calculation'] = calculation
     builder.pw.parameters = orm.Dict(parameters)
+    if limit is not None:
+        builder.max_wallclock_seconds_limit = orm.Int(limit)
     parent = orm.RemoteData(computer=computer, remote_path=str(tmp_path / 'parent')).store()
     if calculation == 'nscf':
         builder.pw.parent_folder = parent
@@ -252,7 +249,22 @@ def test_scheduler_walltime_handler_mock_killed_calculation(
     remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='remote_folder')
     remote.store()
     node.set_exit_status(OUT_OF_WALLTIME)
+    return process, node, remote, parent
 
+
+@pytest.mark.parametrize(
+    ('calculation', 'density', 'expected'),
+    [('scf', True, 'charge_density'), ('scf', False, 'scratch'), ('nscf', False, 'parent_kept')],
+)
+def test_scheduler_walltime_handler_mock_killed_calculation(
+    codes, pseudo_family, tmp_path, calculation, density, expected
+):
+    """The handler on a faked killed PwCalculation (mock: a stored node with exit status 120 and a remote folder).
+
+    An SCF restarts from the charge density only when the killed run's ``out/aiida.save`` holds one; an NSCF keeps
+    the ``parent_folder`` it needs; every case doubles the time limit and the explicit ``max_seconds``.
+    """
+    process, node, remote, parent = _killed_scf_mock(codes, pseudo_family, tmp_path, calculation, density)
     report = process.handle_scheduler_out_of_walltime(node)
     assert report.do_break and report.exit_code.status == 0
     inputs = process.ctx.inputs
@@ -266,3 +278,19 @@ def test_scheduler_walltime_handler_mock_killed_calculation(
         assert inputs.parameters['CONTROL']['restart_mode'] == 'from_scratch'
     else:
         assert inputs.parent_folder.uuid == parent.uuid
+
+
+def test_scheduler_walltime_handler_mock_limit(codes, pseudo_family, tmp_path):
+    """``max_wallclock_seconds_limit`` caps the new walltime (600 -> 900 s, ``max_seconds`` x 1.5 with it); a run
+    killed at the limit ends the chain with ERROR_OUT_OF_WALLTIME (320), naming the run and both times."""
+    process, node, _, _ = _killed_scf_mock(codes, pseudo_family, tmp_path, limit=900)
+    report = process.handle_scheduler_out_of_walltime(node)
+    assert report.do_break and report.exit_code.status == 0
+    assert process.ctx.inputs.metadata.options['max_wallclock_seconds'] == 900
+    assert process.ctx.inputs.parameters['CONTROL']['max_seconds'] == pytest.approx(750.0)
+
+    process, node, _, _ = _killed_scf_mock(codes, pseudo_family, tmp_path / 'at_limit', limit=600)
+    report = process.handle_scheduler_out_of_walltime(node)
+    assert report.do_break
+    assert report.exit_code.status == MultiscalePwBaseWorkChain.exit_codes.ERROR_OUT_OF_WALLTIME.status == 320
+    assert f'PwCalculation<{node.pk}>' in report.exit_code.message and '600 s' in report.exit_code.message

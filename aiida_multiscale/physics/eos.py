@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from aiida_multiscale.physics.units import factor
+
 __all__ = ('EosFit', 'eos_grid', 'fit_birch_murnaghan', 'recentre_grid')
 
-#: 1 eV/Angstrom^3 in GPa (CODATA 2018: 160.21766 GPa).
-EV_PER_ANGSTROM3_TO_GPA = 160.21766208
+#: 1 eV/Angstrom^3 in GPa, from the pint registry (ase.eos works in eV and Angstrom).
+EV_PER_ANGSTROM3_TO_GPA = factor('eV/angstrom^3', 'GPa')
 
 
 class EosFit(dict):

@@ -4,38 +4,33 @@ from __future__ import annotations
 
 import typing as t
 
-import numpy as np
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import ProcessHandlerReport, WorkChain, append_, calcfunction, process_handler, while_
-from aiida_quantumespresso.calculations.pw import PwCalculation
-from aiida_quantumespresso.common.types import RestartType
-from aiida_quantumespresso.workflows.pw.base import PwBaseWorkChain
+from aiida.engine import WorkChain, append_, while_
+from aiida_pseudo.groups.family import PseudoPotentialFamily
+from aiida_quantumespresso.calculations.functions.create_kpoints_from_distance import create_kpoints_from_distance
 
 from aiida_multiscale.data.handoff import HandoffData
-from aiida_multiscale.engines.qe import elastic as elastic_fits
 from aiida_multiscale.engines.qe import structures as cubic
+from aiida_multiscale.engines.qe.elastic import shear_constants_change
+from aiida_multiscale.engines.qe.parameters import pw_parameters
+from aiida_multiscale.engines.qe.settings import check_parameters, check_pw_parameters
 from aiida_multiscale.physics import eos as eos_fits
 from aiida_multiscale.physics.elasticity import born_stability_violations, bulk_modulus_from_cij
-from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
+from aiida_multiscale.resources import merge_options, resolve_options
+from aiida_multiscale.workflows.base.pw import MultiscalePwBaseWorkChain
+from aiida_multiscale.workflows.functions.dft import (
+    create_cubic_structure,
+    fit_elastic_constants,
+    fit_equation_of_state,
+    fit_kwargs,
+    refine_kpoints_mesh,
+    scale_structure_volumes,
+    strain_structure,
+)
+from aiida_multiscale.workflows.protocols.utils import ProtocolMixin, load_protocol_file
 
-__all__ = ('DEFAULT_PARAMETERS', 'DftWorkChain', 'MultiscalePwBaseWorkChain')
-
-#: Numerical settings of the work chain (the ``parameters`` input); a partial Dict is completed with these.
-DEFAULT_PARAMETERS = {
-    'eos_points': 7,
-    'eos_volume_range': 0.06,
-    'eos_max_recentre': 2,
-    'strains': [-0.01, -0.005, 0.0, 0.005, 0.01],
-    'bulk_modulus_tolerance': 0.05,
-    'kpoints_distance': 0.115,
-    'kpoints_mesh': None,
-    'elastic_kpoints_distance': None,
-    'kpoints_convergence': False,
-    'kpoints_convergence_tolerance': 0.05,
-    'kpoints_max_refinements': 2,
-    'kpoints_refinement_factor': 1.25,
-}
+__all__ = ('DftWorkChain', 'default_parameters')
 
 _EXCLUDED_SCF_INPUTS = (
     'clean_workdir',
@@ -47,71 +42,43 @@ _EXCLUDED_SCF_INPUTS = (
 )
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Validators: bad input is refused before anything is submitted, with a message that says how to fix it.
-# ---------------------------------------------------------------------------------------------------------------------
-def _load_family(label: str):
-    from aiida_pseudo.groups.family import PseudoPotentialFamily
+def default_parameters() -> dict:
+    """The defaults of the ``parameters`` input: ``default_inputs.parameters`` of ``protocols/dft.yaml`` (a copy)."""
+    return load_protocol_file('dft')['default_inputs']['parameters']
 
+
+def _parameters_help() -> str:
+    """Help of the ``parameters`` port, with the defaults read from the protocol file."""
+    return (
+        'Numerical settings, missing keys take their defaults: eos_points ({eos_points}), eos_volume_range '
+        '({eos_volume_range}, relative half-width of the volume grid), eos_max_recentre ({eos_max_recentre}), strains '
+        '({strains}, symmetric about 0), bulk_modulus_tolerance ({bulk_modulus_tolerance}), kpoints_distance '
+        '({kpoints_distance} 1/A, 2 pi included) or kpoints_mesh (3 integers, used for every SCF); '
+        'elastic_kpoints_distance ({elastic_kpoints_distance}: the same mesh) for a denser mesh of the strained SCFs '
+        'only; kpoints_convergence ({kpoints_convergence}): refine the elastic k-mesh by kpoints_refinement_factor '
+        "({kpoints_refinement_factor}) until C' and C44 change by less than kpoints_convergence_tolerance "
+        '({kpoints_convergence_tolerance}), at most kpoints_max_refinements ({kpoints_max_refinements}) times.'
+    ).format(**default_parameters())
+
+
+# -- validators: bad input is refused before anything is submitted, with a message that says how to fix it -------------
+def _load_family(label: str):
     query = orm.QueryBuilder().append(PseudoPotentialFamily, filters={'label': label}, subclassing=True)
     return query.first(flat=True)
 
 
 def _family_labels() -> list[str]:
-    from aiida_pseudo.groups.family import PseudoPotentialFamily
-
     return sorted(orm.QueryBuilder().append(PseudoPotentialFamily, project='label', subclassing=True).all(flat=True))
-
-
-def _structure_elements(structure: orm.StructureData) -> list[str]:
-    return sorted({kind.symbol for kind in structure.kinds})
 
 
 def validate_parameters(node, _=None):
     """Check the ``parameters`` Dict: known keys, sensible EOS grid and a strain set symmetric about zero."""
     if node is None:
         return None
-    values = node.get_dict()
-    unknown = set(values) - set(DEFAULT_PARAMETERS)
-    if unknown:
-        return f'parameters: unknown key(s) {sorted(unknown)}; allowed: {", ".join(sorted(DEFAULT_PARAMETERS))}'
-    merged = {**DEFAULT_PARAMETERS, **values}
-    points = merged['eos_points']
-    if not isinstance(points, int) or points < 5 or points % 2 == 0:
-        return f'parameters.eos_points must be an odd integer >= 5 (a centred 4-parameter fit), got {points!r}'
-    if not 0 < merged['eos_volume_range'] < 0.3:
-        return (
-            f'parameters.eos_volume_range must be in (0, 0.3) (relative half-width), got {merged["eos_volume_range"]}'
-        )
-    if not isinstance(merged['eos_max_recentre'], int) or merged['eos_max_recentre'] < 0:
-        return 'parameters.eos_max_recentre must be an integer >= 0'
-    strains = merged['strains']
-    if not isinstance(strains, list) or len(strains) < 2 or len(set(strains)) != len(strains):
-        return (
-            'parameters.strains must be a list of at least two distinct strains, e.g. [-0.01, -0.005, 0, 0.005, 0.01]'
-        )
-    if any(abs(s) > 0.03 for s in strains):
-        return 'parameters.strains: keep |strain| <= 0.03, beyond that the stress is not linear in the strain'
-    if not np.allclose(sorted(strains), sorted(-s for s in strains)):
-        return 'parameters.strains must be symmetric about zero (the quadratic terms then cancel in the linear fit)'
-    if not 0 < merged['bulk_modulus_tolerance'] < 1:
-        return 'parameters.bulk_modulus_tolerance must be a fraction in (0, 1), e.g. 0.05'
-    mesh = merged['kpoints_mesh']
-    if mesh is not None and (not isinstance(mesh, list) or len(mesh) != 3 or any(int(k) < 1 for k in mesh)):
-        return f'parameters.kpoints_mesh must be None or three positive integers, got {mesh!r}'
-    if mesh is None and not merged['kpoints_distance'] > 0:
-        return 'parameters.kpoints_distance must be > 0 (1/Angstrom, 2 pi included, as in aiida-quantumespresso)'
-    elastic_distance = merged['elastic_kpoints_distance']
-    if elastic_distance is not None and not (isinstance(elastic_distance, (int, float)) and elastic_distance > 0):
-        return f'parameters.elastic_kpoints_distance must be None or > 0 (1/Angstrom), got {elastic_distance!r}'
-    if not isinstance(merged['kpoints_convergence'], bool):
-        return 'parameters.kpoints_convergence must be true or false'
-    if not 0 < merged['kpoints_convergence_tolerance'] < 1:
-        return 'parameters.kpoints_convergence_tolerance must be a fraction in (0, 1), e.g. 0.05'
-    if not isinstance(merged['kpoints_max_refinements'], int) or merged['kpoints_max_refinements'] < 1:
-        return 'parameters.kpoints_max_refinements must be an integer >= 1'
-    if not merged['kpoints_refinement_factor'] > 1.05:
-        return 'parameters.kpoints_refinement_factor must be > 1.05 (each refinement must change the mesh)'
+    try:
+        check_parameters(node.get_dict(), default_parameters())
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -161,7 +128,7 @@ def validate_inputs(inputs, _=None):
             f'pseudo_family: no pseudopotential family {label!r} (available: {available}); create it with '
             '`aiida-multiscale setup` or `aiida-pseudo install family FOLDER LABEL -P pseudo.upf`'
         )
-    elements = [inputs['element'].value] if has_element else _structure_elements(inputs['structure'])
+    elements = [inputs['element'].value] if has_element else sorted(inputs['structure'].get_symbols_set())
     missing = [element for element in elements if element not in family.elements]
     if missing:
         return (
@@ -170,257 +137,13 @@ def validate_inputs(inputs, _=None):
         )
 
     parameters = inputs.get('scf', {}).get('pw', {}).get('parameters')
-    if parameters is not None:
-        system = parameters.get_dict().get('SYSTEM', {})
-        if 'ecutwfc' not in system:
-            return (
-                'scf.pw.parameters.SYSTEM.ecutwfc is missing: the pseudo family carries no recommended cutoffs, so '
-                'set ecutwfc (and ecutrho), or build the inputs with DftWorkChain.get_builder_from_protocol()'
-            )
-        calculation = parameters.get_dict().get('CONTROL', {}).get('calculation', 'scf')
-        if calculation != 'scf':
-            return f'scf.pw.parameters.CONTROL.calculation must be "scf" (fixed cells), got {calculation!r}'
+    try:
+        check_pw_parameters(parameters.get_dict() if parameters is not None else None)
+    except ValueError as exc:
+        return f'scf.pw.parameters.{exc}'
     return None
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Calcfunctions: every structure and every derived number is made here, so the graph shows where it came from.
-# ---------------------------------------------------------------------------------------------------------------------
-@calcfunction
-def create_cubic_structure(element: orm.Str, functional: orm.Str) -> orm.StructureData:
-    """The primitive cubic cell of ``element``, at the experimental a scaled by the functional's usual error."""
-    atoms = cubic.build_cubic_atoms(element.value, functional=functional.value)
-    return orm.StructureData(ase=atoms)
-
-
-@calcfunction
-def scale_structure_volumes(structure: orm.StructureData, factors: orm.List) -> dict:
-    """Copies of ``structure`` with the volume scaled by each factor (isotropically, fractional positions kept)."""
-    results = {}
-    for index, factor in enumerate(factors.get_list()):
-        atoms = structure.get_ase()
-        atoms.set_cell(atoms.cell.array * float(factor) ** (1 / 3), scale_atoms=True)
-        results[f'structure_{index}'] = orm.StructureData(ase=atoms)
-    return results
-
-
-@calcfunction
-def strain_structure(structure: orm.StructureData, strains: orm.List) -> dict:
-    """Copies of ``structure`` deformed by the strain of :func:`~aiida_multiscale.engines.qe.elastic.elastic_strain`."""
-    results = {}
-    for index, delta in enumerate(strains.get_list()):
-        atoms = structure.get_ase()
-        deformation = np.eye(3) + elastic_fits.elastic_strain(float(delta))
-        atoms.set_cell(atoms.cell.array @ deformation.T, scale_atoms=True)
-        results[f'structure_{index}'] = orm.StructureData(ase=atoms)
-    return results
-
-
-@calcfunction
-def refine_kpoints_mesh(kpoints: orm.KpointsData, factor: orm.Float) -> orm.KpointsData:
-    """A Monkhorst-Pack mesh ``factor`` times denser along each direction (rounded up), same offset."""
-    mesh, offset = kpoints.get_kpoints_mesh()
-    refined = orm.KpointsData()
-    refined.set_kpoints_mesh([int(np.ceil(k * factor.value - 1e-9)) for k in mesh], offset)
-    return refined
-
-
-def _dft_metadata(pw_parameters: orm.Dict, kpoints: orm.KpointsData, pseudos: dict, family: str) -> dict:
-    """The convergence metadata that travels with every DFT handoff."""
-    system = pw_parameters.get_dict().get('SYSTEM', {})
-    mesh, offset = kpoints.get_kpoints_mesh()
-    functionals = {cubic.guess_functional(pseudo.get_content()) for pseudo in pseudos.values()}
-    return {
-        'code': 'Quantum ESPRESSO pw.x',
-        'ecutwfc': system['ecutwfc'],
-        'ecutrho': system.get('ecutrho', 4 * system['ecutwfc']),
-        'kpoints_mesh': [int(k) for k in mesh],
-        'kpoints_offset': [float(k) for k in offset],
-        'smearing': system.get('smearing', 'none') if system.get('occupations') == 'smearing' else 'none',
-        'degauss': system.get('degauss', 0.0),
-        'nspin': system.get('nspin', 1),
-        'pseudos': {pseudo.element: pseudo.md5 for pseudo in pseudos.values()},
-        'pseudo_family': family,
-        'functional': functionals.pop() if len(functionals) == 1 else 'mixed',
-    }
-
-
-def _split_kwargs(kwargs: dict) -> tuple[dict, dict]:
-    pseudos = {key[len('pseudo_') :]: node for key, node in kwargs.items() if key.startswith('pseudo_')}
-    indexed = {}
-    for key, node in kwargs.items():
-        if key.startswith(('pseudo_', 'previous_')):
-            continue
-        name, _, index = key.rpartition('_')
-        indexed.setdefault(int(index), {})[name] = node
-    return pseudos, indexed
-
-
-@calcfunction
-def fit_equation_of_state(
-    reference: orm.StructureData, pw_parameters: orm.Dict, kpoints: orm.KpointsData, pseudo_family: orm.Str, **kwargs
-) -> dict:
-    """Birch-Murnaghan fit (ase.eos) of the SCF energies: the ``eos`` handoff and the ``structure`` at V0.
-
-    ``kwargs``: ``structure_<i>`` and ``output_parameters_<i>`` of each SCF, and ``pseudo_<kind>`` for the metadata.
-    """
-    pseudos, points = _split_kwargs(kwargs)
-    natoms = len(reference.sites)
-    volumes = [points[i]['structure'].get_cell_volume() / natoms for i in sorted(points)]
-    energies = [points[i]['output_parameters']['energy'] / natoms for i in sorted(points)]
-    fit = eos_fits.fit_birch_murnaghan(volumes, energies)
-
-    atoms = reference.get_ase()
-    scale = (fit['v0'] * natoms / atoms.get_volume()) ** (1 / 3)
-    atoms.set_cell(atoms.cell.array * scale, scale_atoms=True)
-    a0 = cubic.conventional_lattice_parameter(atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
-    note = f'Birch-Murnaghan fit (ase.eos) of {len(volumes)} SCF energies, std from the fit covariance'
-    eos = HandoffData(
-        {
-            'a0': {
-                'value': a0,
-                'unit': 'angstrom',
-                'std': a0 * fit['v0_std'] / (3 * fit['v0']),
-                'note': 'cubic lattice parameter of the conventional cell at V0; ' + note,
-            },
-            'v0': {'value': fit['v0'], 'unit': 'angstrom**3', 'std': fit['v0_std'], 'note': 'per atom; ' + note},
-            'e0': {'value': fit['e0'], 'unit': 'eV', 'std': fit['e0_std'], 'note': 'per atom, total energy; ' + note},
-            'bulk_modulus': {'value': fit['b0'], 'unit': 'GPa', 'std': fit['b0_std'], 'note': note},
-            'bulk_modulus_derivative': {
-                'value': fit['bp'],
-                'unit': 'dimensionless',
-                'std': fit['bp_std'],
-                'note': note,
-            },
-        },
-        bridge='fit_equation_of_state',
-        from_scale='dft',
-        to_scale='md',
-        metadata={
-            **_dft_metadata(pw_parameters, kpoints, pseudos, pseudo_family.value),
-            'eos_volumes': volumes,
-            'eos_energies': energies,
-            'eos_rms_residual': fit['rms_residual'],
-        },
-    )
-    return {'eos': eos, 'structure': orm.StructureData(ase=atoms)}
-
-
-@calcfunction
-def fit_elastic_constants(
-    reference: orm.StructureData, pw_parameters: orm.Dict, kpoints: orm.KpointsData, pseudo_family: orm.Str, **kwargs
-) -> HandoffData:
-    """Linear stress-strain fits for C11, C12, C44 (GPa); std from the fit residuals.
-
-    ``kwargs``: ``structure_<i>`` and ``output_trajectory_<i>`` of each strained SCF, ``pseudo_<kind>``, and the
-    ``previous_<n>`` elastic handoffs of coarser k-meshes when the mesh is being converged.  The strain is
-    recomputed from the cells (not taken on trust), and the stress is turned from QE's sign (compression positive) to
-    the physical one (tension positive).
-    """
-    pseudos, points = _split_kwargs(kwargs)
-    strains, stresses = [], []
-    for index in sorted(points):
-        strains.append(elastic_fits.strain_from_cells(reference.cell, points[index]['structure'].cell))
-        stresses.append(-np.asarray(points[index]['output_trajectory'].get_array('stress'))[-1])
-    fit = elastic_fits.fit_cubic_elastic_constants(strains, stresses)
-    metadata = _dft_metadata(pw_parameters, kpoints, pseudos, pseudo_family.value)
-    previous = [
-        kwargs[key]
-        for key in sorted(kwargs, key=lambda k: k.rpartition('_')[2].zfill(4))
-        if key.startswith('previous_')
-    ]
-    if previous:
-        names = ('c11', 'c12', 'c44')
-        metadata['kpoints_convergence'] = [
-            {'kpoints_mesh': node.metadata['kpoints_mesh'], **{name: node.value(name, 'GPa') for name in names}}
-            for node in previous
-        ] + [{'kpoints_mesh': metadata['kpoints_mesh'], **{name: fit[name] for name in names}}]
-    note = (
-        f'linear fit of stress against {len(strains)} strains (e_xx = e_yz = delta, max |delta| '
-        f'{max(abs(s[0, 0]) for s in strains):.3g}) at a0, std from the fit residuals'
-    )
-    return HandoffData(
-        {
-            name: {'value': fit[name], 'unit': 'GPa', 'std': fit[f'{name}_std'], 'note': note}
-            for name in ('c11', 'c12', 'c44')
-        },
-        bridge='fit_elastic_constants',
-        from_scale='dft',
-        to_scale='md',
-        metadata={
-            **metadata,
-            'strains': [float(s[0, 0]) for s in strains],
-            'cubic_symmetry_error_gpa': fit['symmetry_error'],
-            'residual_pressure_gpa': fit['residual_pressure'],
-        },
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The SCF work chain: aiida-quantumespresso's PwBaseWorkChain plus one handler
-# ---------------------------------------------------------------------------------------------------------------------
-def remote_charge_density(remote_folder: orm.RemoteData) -> str | None:
-    """The name of the charge-density file in a pw.x working directory's ``out/aiida.save``, or None.
-
-    pw.x writes it at the end of an SCF and when it stops at ``CONTROL.max_seconds``; a restarted run also finds its
-    parent's copy there.  A run killed during its first SCF leaves none.
-    """
-    save = f'{PwCalculation._OUTPUT_SUBFOLDER}{PwCalculation._PREFIX}.save'
-    try:
-        names = remote_folder.listdir(save)
-    except OSError:  # no such folder, or the remote cannot be reached: do not restart from it
-        return None
-    return next((name for name in ('charge-density.dat', 'charge-density.hdf5') if name in names), None)
-
-
-class MultiscalePwBaseWorkChain(PwBaseWorkChain):
-    """``PwBaseWorkChain`` that also resubmits a job the scheduler killed at its time limit (exit 120).
-
-    aiida-quantumespresso 5.1 already sets ``CONTROL.max_seconds`` to 95 % of ``max_wallclock_seconds`` so that pw.x
-    stops cleanly (exit 400) and ``handle_out_of_walltime`` restarts it in full; that is kept as it is.  When pw.x does
-    not stop in time (an SCF iteration longer than the 5 % margin, slow I/O, a ``max_seconds`` set too high) the
-    scheduler kills the job, its stdout and XML are incomplete and the parser keeps the scheduler's 120, for which
-    ``PwBaseWorkChain`` has no handler: it reruns the same inputs once (the same time limit, so the same kill) and
-    gives up with 401.  :meth:`handle_scheduler_out_of_walltime` fixes that; ``max_iterations`` bounds it.
-    """
-
-    #: Factor applied to ``max_wallclock_seconds`` (and to an explicit ``CONTROL.max_seconds``) per scheduler kill.
-    walltime_factor = 2
-
-    @process_handler(priority=575, exit_codes=[PwCalculation.exit_codes.ERROR_SCHEDULER_OUT_OF_WALLTIME])
-    def handle_scheduler_out_of_walltime(self, calculation):
-        """Resubmit with ``walltime_factor`` times the time, from the charge density when the killed run left one.
-
-        ``CONTROL.max_seconds`` is scaled by the same factor (``prepare_process`` sets it only when it is absent, so
-        after the first run it would otherwise stay at the old limit).  An SCF restarts from the charge density in
-        the killed run's ``out/aiida.save`` (its wavefunction and mixing files may have been cut mid-write, the
-        density is only written whole) or else from scratch; other calculation types keep their ``parent_folder``.
-        """
-        options = self.ctx.inputs.metadata.options
-        seconds = options.get('max_wallclock_seconds') or calculation.get_option('max_wallclock_seconds')
-        if not seconds:
-            # Not a time limit we set: nothing to raise.  Let PwBaseWorkChain's unhandled-failure logic decide.
-            return None
-        options['max_wallclock_seconds'] = int(seconds * self.walltime_factor)
-        control = self.ctx.inputs.parameters.setdefault('CONTROL', {})
-        if 'max_seconds' in control:
-            control['max_seconds'] = control['max_seconds'] * self.walltime_factor
-        action = f'max_wallclock_seconds {seconds} -> {options["max_wallclock_seconds"]}'
-        if control.get('calculation', 'scf') == 'scf':
-            density = remote_charge_density(calculation.outputs.remote_folder)
-            if density:
-                self.set_restart_type(RestartType.FROM_CHARGE_DENSITY, calculation.outputs.remote_folder)
-                action += f', restarting from the charge density ({density}) the killed run left'
-            else:
-                self.set_restart_type(RestartType.FROM_SCRATCH)
-                action += ', restarting from scratch (the killed run left no charge density)'
-        self.report_error_handled(calculation, action)
-        return ProcessHandlerReport(True)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# The work chain
-# ---------------------------------------------------------------------------------------------------------------------
 class DftWorkChain(ProtocolMixin, WorkChain):
     """Equation of state and cubic elastic constants of a crystal with Quantum ESPRESSO.
 
@@ -463,13 +186,7 @@ class DftWorkChain(ProtocolMixin, WorkChain):
             valid_type=orm.Dict,
             required=False,
             validator=validate_parameters,
-            help='Numerical settings, missing keys take their defaults: eos_points (7), eos_volume_range '
-            '(0.06, relative half-width of the volume grid), eos_max_recentre (2), strains (list, '
-            'symmetric about 0), bulk_modulus_tolerance (0.05), kpoints_distance (1/A, 2 pi included) '
-            'or kpoints_mesh (3 integers, used for every SCF); elastic_kpoints_distance (None: the same mesh) for '
-            'a denser mesh of the strained SCFs only; kpoints_convergence (false): refine the elastic '
-            "k-mesh by kpoints_refinement_factor (1.25) until C' and C44 change by less than "
-            'kpoints_convergence_tolerance (0.05), at most kpoints_max_refinements (2) times.',
+            help=_parameters_help(),
         )
         spec.input(
             'clean_workdir',
@@ -490,17 +207,10 @@ class DftWorkChain(ProtocolMixin, WorkChain):
 
         spec.outline(
             cls.setup,
-            while_(cls.should_run_eos)(
-                cls.run_eos,
-                cls.inspect_eos,
-            ),
+            while_(cls.should_run_eos)(cls.run_eos, cls.inspect_eos),
             cls.run_elastic,
             cls.inspect_elastic,
-            while_(cls.should_refine_kpoints)(
-                cls.refine_kpoints,
-                cls.run_elastic,
-                cls.inspect_elastic,
-            ),
+            while_(cls.should_refine_kpoints)(cls.refine_kpoints, cls.run_elastic, cls.inspect_elastic),
             cls.results,
         )
 
@@ -522,7 +232,7 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         spec.exit_code(
             310,
             'ERROR_BORN_UNSTABLE',
-            message='The elastic constants violate Born stability: {violations}. The crystal is not '
+            message='The elastic constants (GPa) violate Born stability: {violations}. The crystal is not '
             'stable in this structure, or the k-mesh is far too coarse.',
         )
         # Restartable: a child failed beyond its handlers, or the numbers are not converged enough.
@@ -579,30 +289,17 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         if (element is None) == (structure is None):
             raise ValueError('give exactly one of `element` and `structure`')
         inputs = cls.get_protocol_inputs(protocol, overrides)
-        elements = [element] if element is not None else _structure_elements(structure)
+        elements = [element] if element is not None else sorted(structure.get_symbols_set())
         natoms = 1 if element is not None else len(structure.sites)
 
-        cutoffs = inputs.pop('cutoffs')
-        scale = inputs.pop('cutoff_scale', 1.0)
-        ecutwfc = max(cutoffs.get(el, cutoffs['default'])[0] for el in elements) * scale
-        ecutrho = max(cutoffs.get(el, cutoffs['default'])[1] for el in elements) * scale
-        magnetic = inputs.pop('magnetic_elements', {}) or {}
-
-        pw_parameters = inputs['scf']['pw']['parameters']
-        system = pw_parameters.setdefault('SYSTEM', {})
-        system.setdefault('ecutwfc', ecutwfc)
-        system.setdefault('ecutrho', ecutrho)
-        electrons = pw_parameters.setdefault('ELECTRONS', {})
-        conv_thr_per_atom = electrons.pop('conv_thr_per_atom', None)
-        if conv_thr_per_atom is not None:
-            electrons.setdefault('conv_thr', conv_thr_per_atom * natoms)
-        moments = {el: magnetic[el] for el in elements if el in magnetic}
-        if moments and 'nspin' not in system:
-            system['nspin'] = 2
-            system['starting_magnetization'] = moments
-
-        from aiida_multiscale.resources import merge_options, resolve_options
-
+        parameters = pw_parameters(
+            inputs['scf']['pw']['parameters'],
+            elements,
+            natoms,
+            inputs.pop('cutoffs'),
+            inputs.pop('cutoff_scale', 1.0),
+            inputs.pop('magnetic_elements', None),
+        )
         # The protocol's `options`, then scf.pw.metadata.options overrides, then the caller's; checked against the code.
         legacy = inputs['scf']['pw'].get('metadata', {}).get('options')
         metadata_options = resolve_options('dft', code, merge_options(inputs.pop('options', None), legacy), options)
@@ -617,19 +314,15 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         builder.clean_workdir = orm.Bool(inputs['clean_workdir'])
         builder.scf.max_iterations = orm.Int(inputs['scf']['max_iterations'])
         builder.scf.pw.code = code
-        builder.scf.pw.parameters = orm.Dict(pw_parameters)
+        builder.scf.pw.parameters = orm.Dict(parameters)
         builder.scf.pw.metadata.options = metadata_options
         return builder
 
     # -- steps -------------------------------------------------------------------------------------------------------
     def setup(self):
         """Build or take the reference structure, load the pseudos and fix one k-mesh for every SCF."""
-        from aiida_quantumespresso.calculations.functions.create_kpoints_from_distance import (
-            create_kpoints_from_distance,
-        )
-
         self.ctx.parameters = {
-            **DEFAULT_PARAMETERS,
+            **default_parameters(),
             **(self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}),
         }
         family = _load_family(self.inputs.pseudo_family.value)
@@ -648,16 +341,10 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         # next would put a step into E(V) and sigma(epsilon).
         mesh = self.ctx.parameters['kpoints_mesh']
         if mesh:
-            kpoints = orm.KpointsData()
-            kpoints.set_kpoints_mesh([int(k) for k in mesh])
-            self.ctx.kpoints = kpoints
+            self.ctx.kpoints = orm.KpointsData()
+            self.ctx.kpoints.set_kpoints_mesh([int(k) for k in mesh])
         else:
-            self.ctx.kpoints = create_kpoints_from_distance(
-                reference,
-                orm.Float(self.ctx.parameters['kpoints_distance']),
-                orm.Bool(False),
-                metadata={'call_link_label': 'create_kpoints_from_distance'},
-            )
+            self.ctx.kpoints = self._kpoints_from_distance('kpoints_distance', 'create_kpoints_from_distance')
         self.report(f'k-point mesh {self.ctx.kpoints.get_kpoints_mesh()[0]} for every SCF')
 
         points = self.ctx.parameters['eos_points']
@@ -668,15 +355,17 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         self.ctx.eos_done = False
         self.ctx.elastic_kpoints = self.ctx.kpoints
         if self.ctx.parameters['elastic_kpoints_distance']:
-            # The shear constants need a far denser mesh than a0 and B0 (FACTS.md): one mesh for every strained SCF.
-            self.ctx.elastic_kpoints = create_kpoints_from_distance(
-                reference,
-                orm.Float(self.ctx.parameters['elastic_kpoints_distance']),
-                orm.Bool(False),
-                metadata={'call_link_label': 'create_elastic_kpoints_from_distance'},
+            # The shear constants need a far denser mesh than a0 and B0: one mesh for every strained SCF.
+            self.ctx.elastic_kpoints = self._kpoints_from_distance(
+                'elastic_kpoints_distance', 'create_elastic_kpoints_from_distance'
             )
             self.report(f'k-point mesh {self.ctx.elastic_kpoints.get_kpoints_mesh()[0]} for the strained SCFs')
         self.ctx.elastic_history = []  # elastic handoffs, one per k-mesh
+
+    def _kpoints_from_distance(self, key: str, label: str) -> orm.KpointsData:
+        """The mesh for the ``parameters`` distance ``key`` on the starting cell, made by aiida-quantumespresso."""
+        distance, parity = orm.Float(self.ctx.parameters[key]), orm.Bool(False)
+        return create_kpoints_from_distance(self.ctx.reference, distance, parity, metadata={'call_link_label': label})
 
     def _scf_inputs(self, structure: orm.StructureData, label: str, kpoints=None) -> AttributeDict:
         inputs = AttributeDict(self.exposed_inputs(MultiscalePwBaseWorkChain, namespace='scf'))
@@ -731,17 +420,12 @@ class DftWorkChain(ProtocolMixin, WorkChain):
             self.report(f'Birch-Murnaghan fit failed ({exc}); re-centring towards the lowest energy')
             fit = None
         if fit is not None and fit['bracketed']:
-            kwargs = {f'structure_{i}': child.inputs.pw.structure for i, child in enumerate(children)}
-            kwargs.update(
-                {f'output_parameters_{i}': child.outputs.output_parameters for i, child in enumerate(children)}
-            )
-            kwargs.update({f'pseudo_{kind}': pseudo for kind, pseudo in self.ctx.pseudos.items()})
             results = fit_equation_of_state(
                 self.ctx.reference,
                 self.inputs.scf.pw.parameters,
                 self.ctx.kpoints,
                 self.inputs.pseudo_family,
-                **kwargs,
+                **fit_kwargs(children, 'output_parameters', self.ctx.pseudos),
                 metadata={'call_link_label': 'fit_equation_of_state'},
             )
             self.out('eos', results['eos'])
@@ -787,10 +471,7 @@ class DftWorkChain(ProtocolMixin, WorkChain):
                 return self.exit_codes.ERROR_SUB_PROCESS_FAILED_ELASTIC.format(
                     pk=child.pk, exit_status=child.exit_status
                 )
-        kwargs = {f'structure_{i}': child.inputs.pw.structure for i, child in enumerate(children)}
-        kwargs.update({f'output_trajectory_{i}': child.outputs.output_trajectory for i, child in enumerate(children)})
-        kwargs.update({f'pseudo_{kind}': pseudo for kind, pseudo in self.ctx.pseudos.items()})
-        kwargs.update({f'previous_{n}': node for n, node in enumerate(self.ctx.elastic_history)})
+        kwargs = fit_kwargs(children, 'output_trajectory', self.ctx.pseudos, self.ctx.elastic_history)
         suffix = f'_k{len(self.ctx.elastic_history)}' if self.ctx.elastic_history else ''
         elastic = fit_elastic_constants(
             self.ctx.structure_a0,
@@ -806,21 +487,16 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         self.report(f'elastic constants on the {mesh} mesh: C11 = {c11:.1f}, C12 = {c12:.1f}, C44 = {c44:.1f} GPa')
         return None
 
-    def _kpoints_change(self) -> float:
-        """Largest relative change of C' = (C11-C12)/2 and C44 between the last two k-meshes."""
-        (c11_a, c12_a, c44_a), (c11_b, c12_b, c44_b) = (
-            [node.value(name, 'GPa') for name in ('c11', 'c12', 'c44')] for node in self.ctx.elastic_history[-2:]
-        )
-        shear_a, shear_b = (c11_a - c12_a) / 2, (c11_b - c12_b) / 2
-        return max(abs(shear_b - shear_a) / abs(shear_b), abs(c44_b - c44_a) / abs(c44_b))
-
     def should_refine_kpoints(self):
         """With ``kpoints_convergence``: refine until C' and C44 change by less than the tolerance, or give up."""
         parameters = self.ctx.parameters
         if not parameters['kpoints_convergence']:
             return False
         if len(self.ctx.elastic_history) >= 2:
-            change = self._kpoints_change()
+            previous, current = (
+                [node.value(name, 'GPa') for name in ('c11', 'c12', 'c44')] for node in self.ctx.elastic_history[-2:]
+            )
+            change = shear_constants_change(previous, current)
             if change < parameters['kpoints_convergence_tolerance']:
                 self.report(f"k-mesh converged: C' and C44 changed by {change:.1%} on the last refinement")
                 return False
@@ -844,16 +520,12 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         """Attach the elastic constants of the last k-mesh, then check Born stability and B against the EOS B0."""
         elastic = self.ctx.elastic_history[-1]
         self.out('elastic', elastic)
-        return self._check_elastic(elastic, self.outputs['eos'])
-
-    def _check_elastic(self, elastic: HandoffData, eos: HandoffData):
-        """Exit codes for an unstable or inconsistent set of elastic constants (None when both checks pass)."""
         c11, c12, c44 = (elastic.value(name, 'GPa') for name in ('c11', 'c12', 'c44'))
         violations = born_stability_violations(c11, c12, c44)
         if violations:
             return self.exit_codes.ERROR_BORN_UNSTABLE.format(violations='; '.join(violations))
         b_cij = bulk_modulus_from_cij(c11, c12)
-        b0 = eos.value('bulk_modulus', 'GPa')
+        b0 = self.outputs['eos'].value('bulk_modulus', 'GPa')
         tolerance = self.ctx.parameters['bulk_modulus_tolerance']
         deviation = abs(b_cij - b0) / b0
         if deviation > tolerance:

@@ -6,7 +6,7 @@ import numpy as np
 
 from aiida_multiscale.physics.elasticity import cubic_elastic_constants, stress_strain_slope
 
-__all__ = ('elastic_strain', 'fit_cubic_elastic_constants', 'strain_from_cells')
+__all__ = ('elastic_strain', 'fit_cubic_elastic_constants', 'shear_constants_change', 'strain_from_cells')
 
 
 def elastic_strain(delta: float) -> np.ndarray:
@@ -68,3 +68,14 @@ def fit_cubic_elastic_constants(strains, stresses) -> dict:
         'symmetry_error': abs(c12_yy - c12_zz),
         'residual_pressure': float(-intercept),
     }
+
+
+def shear_constants_change(previous, current) -> float:
+    """Largest relative change of C' = (C11-C12)/2 and C44 from ``previous`` to ``current``, each (C11, C12, C44).
+
+    The k-mesh convergence measure of the DFT rung: the shear constants of a metal converge far more slowly with the
+    k-mesh than B = (C11+2C12)/3, so they decide when a mesh is dense enough.
+    """
+    (c11_a, c12_a, c44_a), (c11_b, c12_b, c44_b) = previous, current
+    shear_a, shear_b = (c11_a - c12_a) / 2, (c11_b - c12_b) / 2
+    return max(abs(shear_b - shear_a) / abs(shear_b), abs(c44_b - c44_a) / abs(c44_b))
