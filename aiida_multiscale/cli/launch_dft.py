@@ -6,17 +6,21 @@ import click
 
 from aiida_multiscale.cli import cmd_launch
 from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, resource_options
+from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
 __all__ = ('cmd_launch_dft',)
+
+#: The protocols of ``protocols/dft.yaml`` and its default one, for the help text.
+PROTOCOLS = load_protocol_file('dft')
 
 
 @cmd_launch.command('dft')
 @click.option('--element', required=True, help='Chemical symbol of an element with a cubic ground state, e.g. Al.')
 @click.option(
     '--protocol',
-    type=click.Choice(['fast', 'moderate', 'precise']),
+    type=click.Choice(list(PROTOCOLS['protocols'])),
     default=None,
-    help='Numerical protocol (k-mesh, cutoffs, strains) [default: moderate].',
+    help=f'Numerical protocol (k-mesh, cutoffs, strains) [default: {PROTOCOLS["default_protocol"]}].',
 )
 @click.option(
     '--pseudo-family', default='multiscale/lda', show_default=True, help='Label of the aiida-pseudo family to use.'
