@@ -1,11 +1,12 @@
-"""Walltime restarts of the MOOSE rungs: MOOSE checkpoint/recover through a real Slurm kill, and the handlers' logic.
+"""Restarts of the MOOSE rungs (MooseBaseWorkChain): MOOSE checkpoint/recover through a real Slurm kill, the handlers.
 
-The slow test lets Slurm kill a one-cycle PhaseFieldWorkChain at a 1-minute time limit and checks that the work chain
-continues it from its MOOSE checkpoint (``--recover`` in a new MooseCalculation whose ``parent_folder`` is the killed
-run's remote folder) to exactly the postprocessor values of an uninterrupted run of the same input.  The first job is
-frozen (SIGSTOP) right after its first checkpoint, so that the kill does not depend on how fast the machine is.  The
-fast tests check the decisions (recover, more time, give up) on mock nodes, the calculation's command line and copy
-list in a dry run, its validation, and the parser's checkpoint report and CSV de-duplication.
+The slow test lets Slurm kill a one-cycle PhaseFieldWorkChain at a 1-minute time limit and checks that its
+MooseBaseWorkChain continues it from its MOOSE checkpoint (``--recover`` in a new MooseCalculation whose
+``parent_folder`` is the killed run's remote folder) to exactly the postprocessor values of an uninterrupted run of the
+same input.  The first job is frozen (SIGSTOP) right after its first checkpoint, so that the kill does not depend on
+how fast the machine is.  The fast tests check the decisions (recover, more time, give up) and the handlers on mock
+nodes and a mock work chain, the calculation's command line and copy list in a dry run, its validation, and the
+parser's checkpoint report and CSV de-duplication on fake retrieved files.
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ from aiida.engine import run_get_node
 from aiida_multiscale.calculations.moose import CHECKPOINT_DIRECTORY, MooseCalculation, checkpoint_input
 from aiida_multiscale.engines.moose.hit import render_hit
 from aiida_multiscale.parsers.moose import MooseParser, latest_checkpoint, parse_csv
+from aiida_multiscale.workflows.base.moose import (
+    MooseBaseWorkChain,
+    max_iterations_with_walltime_restarts,
+    rung_exit_code,
+    walltime_restart,
+)
 from aiida_multiscale.workflows.fem import FemWorkChain
-from aiida_multiscale.workflows.moose_restart import walltime_restart
 from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures' / 'moose'
@@ -38,14 +44,26 @@ OUT_OF_WALLTIME = 120
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Decisions on mock nodes
+# Decisions and handlers on mock nodes
 # ---------------------------------------------------------------------------------------------------------------------
 class _MockNode:
-    """What the walltime handlers read of a killed MooseCalculation: options, exit status, outputs."""
+    """What the handlers read of a failed MooseCalculation: options, exit status, inputs, outputs."""
 
-    def __init__(self, walltime=3600, checkpoint=None, parameters=True, exit_status=OUT_OF_WALLTIME, recover=False):
+    def __init__(
+        self,
+        walltime=3600,
+        checkpoint=None,
+        parameters=True,
+        exit_status=OUT_OF_WALLTIME,
+        recover=False,
+        dt=None,
+        input_text='[Executioner]\n  type = Transient\n  dtmin = 0.01\n  [TimeStepper]\n    dt = 8.0\n  []\n[]\n',
+    ):
         self.pk = 42
-        self.inputs = AttributeDict({'recover': orm.Bool(True)} if recover else {})
+        inputs = {'input_file': orm.Str(input_text)}
+        if recover:
+            inputs['recover'] = orm.Bool(True)
+        self.inputs = AttributeDict(inputs)
         self.process_label = 'MooseCalculation'
         self.exit_status = exit_status
         self.exit_message = 'killed'
@@ -53,7 +71,8 @@ class _MockNode:
         self._walltime = walltime
         outputs = {'remote_folder': types.SimpleNamespace(label='remote folder of the killed run')}
         if parameters:
-            outputs['output_parameters'] = types.SimpleNamespace(get_dict=lambda: {'checkpoint': checkpoint})
+            values = {'checkpoint': checkpoint, 'postprocessors': {} if dt is None else {'dt': dt}}
+            outputs['output_parameters'] = types.SimpleNamespace(get_dict=lambda: values)
         self.outputs = AttributeDict(outputs)
 
     def get_option(self, name):
@@ -82,37 +101,33 @@ OLD = {'time_step': 20, 'time': 1039.31, 'new': False}
         (lambda: _MockNode(walltime=86400, checkpoint=NEW), {}, 'recover', 86400, 'same walltime'),
         (lambda: _MockNode(walltime=86400), {}, 'give_up', None, 'already at max_wallclock_seconds_limit = 86400'),
         (lambda: _MockNode(walltime=86400, checkpoint=OLD), {}, 'give_up', None, 'made no new checkpoint'),
-        (lambda: _MockNode(checkpoint=NEW), {'restarts_done': 2}, 'give_up', None, 'walltime_restarts = 2'),
         (lambda: _MockNode(walltime=None), {}, 'give_up', None, 'no max_wallclock_seconds'),
     ],
 )
 def test_walltime_decision_mock(node, kwargs, action, walltime, says):
-    """Recover when the run wrote a checkpoint, double the time when it made no progress, give up when bounded."""
-    arguments = {'restarts_done': 0, 'max_restarts': 2, 'limit': 86400, 'can_recover': True, **kwargs}
-    decision = walltime_restart(node(), **arguments)
+    """Recover when the run wrote a checkpoint, double the time when it made no progress, give up at the limit."""
+    decision = walltime_restart(node(), **{'limit': 86400, 'can_recover': True, **kwargs})
     assert decision.action == action
     assert decision.max_wallclock_seconds == walltime
     assert says in decision.message
     assert (decision.checkpoint is not None) == (action == 'recover')
 
 
-def _mock_workchain(process_class, inputs, walltime_restarts=0, **inputs_ports):
-    """An object with what a walltime handler touches of its work chain: ctx, inputs, report, exit codes, node."""
+def _mock_workchain(inputs, **input_ports):
+    """An object with what the handlers of MooseBaseWorkChain touch: ctx, inputs, report, exit codes, its helpers."""
     reports = []
     extras = types.SimpleNamespace(get=lambda *_: [], set=lambda *_: None)
     workchain = types.SimpleNamespace(
-        ctx=AttributeDict({'inputs': inputs, 'walltime_restarts': walltime_restarts, 'cycle': 0}),
-        inputs=AttributeDict(
-            {'walltime_restarts': orm.Int(2), 'max_wallclock_seconds_limit': orm.Int(86400), **inputs_ports}
-        ),
+        ctx=AttributeDict({'inputs': inputs}),
+        inputs=AttributeDict({'max_wallclock_seconds_limit': orm.Int(86400), **input_ports}),
         report=reports.append,
         reports=reports,
-        exit_codes=process_class.exit_codes,
+        exit_codes=MooseBaseWorkChain.exit_codes,
         node=types.SimpleNamespace(base=types.SimpleNamespace(extras=extras)),
-        _considered_handlers_extra=process_class._considered_handlers_extra,
+        _considered_handlers_extra=MooseBaseWorkChain._considered_handlers_extra,
     )
-    if hasattr(process_class, '_resubmit'):  # the handlers' shared helper method, bound to the mock
-        workchain._resubmit = types.MethodType(process_class._resubmit, workchain)
+    for name in ('_resubmit', '_from_start', '_set_checkpoint_interval'):
+        setattr(workchain, name, types.MethodType(getattr(MooseBaseWorkChain, name), workchain))
     return workchain
 
 
@@ -128,99 +143,129 @@ def _calc_inputs(walltime=1800, checkpoint=True):
     return inputs
 
 
-def test_phase_field_handler_recovers_mock(aiida_profile):
+def test_handler_recovers_mock(aiida_profile):
     """A new checkpoint: the next run recovers from the killed run's remote folder, same walltime, and says so."""
-    workchain = _mock_workchain(PhaseFieldWorkChain, _calc_inputs())
+    workchain = _mock_workchain(_calc_inputs())
     node = _MockNode(walltime=1800, checkpoint=NEW)
-    report = _handle(PhaseFieldWorkChain.handle_out_of_walltime, workchain, node)
+    report = _handle(MooseBaseWorkChain.handle_out_of_walltime, workchain, node)
     assert report.do_break and report.exit_code.status == 0
     inputs = workchain.ctx.inputs
     assert inputs.parent_folder is node.outputs.remote_folder and inputs.recover.value is True
     assert inputs.metadata['options']['max_wallclock_seconds'] == 1800
-    assert workchain.ctx.walltime_restarts == 1
-    assert 'recovering from its checkpoint at time step 20' in workchain.reports[-1]
-    assert 'MooseCalculation<42> of cycle 0 was killed at its walltime' in workchain.reports[-1]
+    assert (
+        'MooseCalculation<42> was killed at its walltime: recovering from its checkpoint at time step 20'
+        in (workchain.reports[-1])
+    )
 
 
-def test_phase_field_handler_more_time_then_gives_up_mock(aiida_profile):
-    """No checkpoint: rerun with twice the walltime (kept for later cycles); once the bound is reached: exit 320."""
-    workchain = _mock_workchain(PhaseFieldWorkChain, _calc_inputs())
-    report = _handle(PhaseFieldWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=1800))
+def test_handler_more_time_then_gives_up_mock(aiida_profile):
+    """No checkpoint: rerun with twice the walltime, the default checkpoint interval following; at the limit: 320."""
+    workchain = _mock_workchain(_calc_inputs())
+    report = _handle(MooseBaseWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=1800))
     assert report.exit_code.status == 0
     assert workchain.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 3600
-    assert workchain.ctx.max_wallclock_seconds == 3600
     assert 'recover' not in workchain.ctx.inputs
-    # the default checkpoint interval follows the walltime: a quarter of it
-    assert workchain.ctx.inputs.checkpoint_interval.value == 900
-    workchain.ctx.walltime_restarts = 2
-    report = _handle(PhaseFieldWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=3600))
-    assert report.exit_code.status == PhaseFieldWorkChain.exit_codes.ERROR_OUT_OF_WALLTIME.status == 320
-    assert report.exit_code.message.startswith('Phase-field rung: MooseCalculation<42>')
-    assert 'walltime_restarts = 2' in report.exit_code.message
+    assert workchain.ctx.inputs.checkpoint_interval.value == 900  # a quarter of the walltime
+    report = _handle(MooseBaseWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=86400))
+    assert report.exit_code.status == MooseBaseWorkChain.exit_codes.ERROR_OUT_OF_WALLTIME.status == 320
+    assert report.exit_code.message.startswith('MooseCalculation<42> was killed at its walltime of 86400 s')
+    # an explicit interval stays
+    workchain = _mock_workchain(_calc_inputs(), checkpoint_interval=orm.Float(100.0))
+    _handle(MooseBaseWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=1800))
+    assert workchain.ctx.inputs.checkpoint_interval.value == 100
 
 
-def test_handlers_ignore_other_failures_mock(aiida_profile):
-    """Only exit code 120 reaches the walltime handlers; a convergence failure is left to the other handlers."""
-    node = _MockNode(exit_status=MooseCalculation.exit_codes.ERROR_NOT_CONVERGED.status)
-    assert (
-        _handle(PhaseFieldWorkChain.handle_out_of_walltime, _mock_workchain(PhaseFieldWorkChain, _calc_inputs()), node)
-        is None
-    )
-    assert (
-        _handle(FemWorkChain.handle_out_of_walltime, _mock_workchain(FemWorkChain, _calc_inputs(False)), node) is None
-    )
-
-
-def test_fem_handler_more_time_only_mock(aiida_profile):
-    """FEM is one steady solve: even with a checkpoint it is rerun with twice the time, never recovered."""
-    workchain = _mock_workchain(FemWorkChain, _calc_inputs(checkpoint=False))
-    report = _handle(FemWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=1800, checkpoint=NEW))
+def test_handler_without_checkpoints_more_time_only_mock(aiida_profile):
+    """A run without checkpoints (FEM, a steady solve) is rerun with twice the time, never recovered."""
+    workchain = _mock_workchain(_calc_inputs(checkpoint=False), checkpoint_interval=orm.Float(0))
+    report = _handle(MooseBaseWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=1800, checkpoint=NEW))
     assert report.do_break and report.exit_code.status == 0
     assert workchain.ctx.inputs.metadata['options']['max_wallclock_seconds'] == 3600
-    assert 'parent_folder' not in workchain.ctx.inputs
+    assert 'parent_folder' not in workchain.ctx.inputs and 'checkpoint_interval' not in workchain.ctx.inputs
     assert 'running again from the start with max_wallclock_seconds 1800 -> 3600' in workchain.reports[-1]
-    workchain.ctx.walltime_restarts = 2
-    report = _handle(FemWorkChain.handle_out_of_walltime, workchain, _MockNode(walltime=3600))
-    assert report.exit_code.status == FemWorkChain.exit_codes.ERROR_OUT_OF_WALLTIME.status == 320
-    assert report.exit_code.message.startswith('FEM rung: MooseCalculation<42>')
-    # any other failure ends the work chain naming the calculation's own exit code
-    failed = _MockNode(exit_status=310)
-    report = _handle(FemWorkChain.handle_failure, workchain, failed)
-    assert report.exit_code.status == FemWorkChain.exit_codes.ERROR_MOOSE_FAILED.status
-    assert '[310]' in report.exit_code.message
 
 
-def test_phase_field_failed_recovery_mock(aiida_profile):
-    """A recovered run that fails (310/311) is rerun from the cycle start with more time; bounded: exit 321.
+def test_handlers_leave_other_failures_mock(aiida_profile):
+    """Each handler only answers its own failures; what none can fix is final (310) with the calculation's code."""
+    workchain = _mock_workchain(_calc_inputs())
+    not_converged = _MockNode(exit_status=MooseCalculation.exit_codes.ERROR_NOT_CONVERGED.status)
+    assert _handle(MooseBaseWorkChain.handle_out_of_walltime, workchain, not_converged) is None
+    # not recovered: a real input error, not the checkpoint's fault
+    assert _handle(MooseBaseWorkChain.handle_failed_recovery, workchain, _MockNode(exit_status=310)) is None
+    report = _handle(MooseBaseWorkChain.handle_unrecoverable, workchain, _MockNode(exit_status=310))
+    assert report.exit_code.status == MooseBaseWorkChain.exit_codes.ERROR_MOOSE_FAILED.status == 310
+    assert 'MooseCalculation<42> failed' in report.exit_code.message and '[310]' in report.exit_code.message
+    assert _handle(MooseBaseWorkChain.handle_unrecoverable, workchain, _MockNode(exit_status=0)) is None
 
-    A run that was not recovered and fails with 310 is a real input error: the handler leaves it alone.
-    """
-    handler = PhaseFieldWorkChain.handle_failed_recovery
-    workchain = _mock_workchain(PhaseFieldWorkChain, _calc_inputs())
-    assert _handle(handler, workchain, _MockNode(exit_status=310)) is None
-    assert _handle(handler, workchain, _MockNode(exit_status=OUT_OF_WALLTIME, recover=True)) is None
+
+def test_failed_recovery_mock(aiida_profile):
+    """A recovered run that fails (310/311) is rerun from its start with more time; at the limit: exit 321."""
+    handler = MooseBaseWorkChain.handle_failed_recovery
+    workchain = _mock_workchain(_calc_inputs())
     inputs = workchain.ctx.inputs
     inputs.parent_folder, inputs.recover = 'remote folder', orm.Bool(True)
     report = _handle(handler, workchain, _MockNode(walltime=1800, exit_status=311, recover=True))
     assert report.do_break and report.exit_code.status == 0
     assert 'recover' not in inputs and 'parent_folder' not in inputs
-    assert inputs.metadata['options']['max_wallclock_seconds'] == 3600 == workchain.ctx.max_wallclock_seconds
-    assert workchain.ctx.walltime_restarts == 1
+    assert inputs.metadata['options']['max_wallclock_seconds'] == 3600
     assert 'could not continue from its checkpoint [311]' in workchain.reports[-1]
-    workchain.ctx.walltime_restarts = 2
-    report = _handle(handler, workchain, _MockNode(walltime=3600, exit_status=310, recover=True))
-    assert report.exit_code.status == PhaseFieldWorkChain.exit_codes.ERROR_RECOVERY_FAILED.status == 321
-    assert report.exit_code.message.startswith('Phase-field rung: MooseCalculation<42> of cycle 0 could not continue')
-    assert 'walltime_restarts = 2' in report.exit_code.message
+    report = _handle(handler, workchain, _MockNode(walltime=86400, exit_status=310, recover=True))
+    assert report.exit_code.status == MooseBaseWorkChain.exit_codes.ERROR_RECOVERY_FAILED.status == 321
+    assert report.exit_code.message.startswith('MooseCalculation<42> could not continue from its checkpoint')
 
 
-def test_recovery_from_broken_checkpoint_then_rerun(codes):
+def test_not_converged_cuts_the_time_step_mock(aiida_profile):
+    """Not converged: the input runs again from its start with dt (and dtmin) / 10 as command-line overrides."""
+    handler = MooseBaseWorkChain.handle_not_converged
+    workchain = _mock_workchain(_calc_inputs())
+    workchain.ctx.inputs.recover = orm.Bool(True)
+    status = MooseCalculation.exit_codes.ERROR_NOT_CONVERGED.status
+    report = _handle(handler, workchain, _MockNode(exit_status=status, dt=5.0))
+    assert report.do_break and report.exit_code.status == 0
+    assert workchain.ctx.inputs.cmdline.get_list() == ['Executioner/TimeStepper/dt=0.5', 'Executioner/dtmin=0.001']
+    assert 'recover' not in workchain.ctx.inputs
+    # again, without a dt postprocessor: from the last cut, replacing the earlier overrides
+    _handle(handler, workchain, _MockNode(exit_status=status))
+    assert workchain.ctx.inputs.cmdline.get_list() == ['Executioner/TimeStepper/dt=0.05', 'Executioner/dtmin=0.0001']
+    # a first failure without a dt postprocessor and without a time stepper: the input's Executioner/dt
+    workchain = _mock_workchain(_calc_inputs())
+    plain = _MockNode(exit_status=status, input_text='[Executioner]\n  type = Transient\n  dt = 2\n[]\n')
+    _handle(handler, workchain, plain)
+    assert workchain.ctx.inputs.cmdline.get_list() == ['Executioner/dt=0.2']
+    # a steady solve has no time step: left to handle_unrecoverable
+    steady = _MockNode(exit_status=status, input_text='[Executioner]\n  type = Steady\n[]\n')
+    assert _handle(handler, _mock_workchain(_calc_inputs()), steady) is None
+
+
+def test_rung_exit_codes_and_deprecated_walltime_restarts_mock(aiida_profile):
+    """The rungs end with the base chain's 320/321 under the same number; walltime_restarts maps onto max_iterations."""
+    base = types.SimpleNamespace(
+        pk=7, exit_status=320, exit_message='MooseCalculation<42> was killed at its walltime of 86400 s'
+    )
+    exit_code = rung_exit_code(PhaseFieldWorkChain.exit_codes, base, cycle=1)
+    assert exit_code.status == 320
+    assert exit_code.message == 'Phase-field rung, cycle 1: MooseCalculation<42> was killed at its walltime of 86400 s'
+    assert rung_exit_code(FemWorkChain.exit_codes, base).message.startswith('FEM rung: MooseCalculation<42>')
+    base.exit_status, base.exit_message = 401, 'too many iterations'
+    exit_code = rung_exit_code(FemWorkChain.exit_codes, base)
+    assert exit_code.status == FemWorkChain.exit_codes.ERROR_MOOSE_FAILED.status == 310
+    assert '[401] too many iterations' in exit_code.message
+    inputs = AttributeDict({'max_iterations': orm.Int(3)})
+    assert max_iterations_with_walltime_restarts(inputs) == 3
+    inputs.walltime_restarts = orm.Int(4)
+    assert max_iterations_with_walltime_restarts(inputs) == 5
+    for rung in (PhaseFieldWorkChain, FemWorkChain):
+        assert 'walltime_restarts' in rung.spec().inputs and 'max_wallclock_seconds_limit' in rung.spec().inputs
+        assert 'Deprecated: use max_iterations' in rung.spec().inputs['walltime_restarts'].help
+
+
+def test_recovery_from_broken_checkpoint_then_rerun_mock(codes):
     """Real MOOSE: a checkpoint cut short makes ``--recover`` fail; the handler's rerun gives the uninterrupted result.
 
     A Slurm kill while MOOSE writes a checkpoint leaves its newest restart data short.  Here the newest ``data`` file
     of a finished run's checkpoint is truncated to nothing, the recovery from it fails (MOOSE stops with a
-    ``*** ERROR ***`` reading it: exit 310), and the phase-field handler turns the failed node into a rerun from the
-    start without ``--recover``, which must reproduce the first run's postprocessor exactly.
+    ``*** ERROR ***`` reading it: exit 310), and the MooseBaseWorkChain handler (on a mock work chain) turns the failed
+    node into a rerun from the start without ``--recover``, which must reproduce the first run's postprocessor exactly.
     """
     interval = orm.Float(1e-6)  # a checkpoint after every time step
     builder = _calc_builder(codes['moose'], checkpoint_interval=interval)
@@ -242,8 +287,8 @@ def test_recovery_from_broken_checkpoint_then_rerun(codes):
 
     inputs = AttributeDict({key: value for key, value in recover.items() if key != 'metadata'})
     inputs.metadata = {'options': dict(recover.metadata.options)}
-    workchain = _mock_workchain(PhaseFieldWorkChain, inputs)
-    report = _handle(PhaseFieldWorkChain.handle_failed_recovery, workchain, failed)
+    workchain = _mock_workchain(inputs, checkpoint_interval=interval)
+    report = _handle(MooseBaseWorkChain.handle_failed_recovery, workchain, failed)
     assert report is not None and report.exit_code.status == 0, workchain.reports
     inputs = workchain.ctx.inputs
     assert 'recover' not in inputs and 'parent_folder' not in inputs
@@ -258,7 +303,7 @@ def test_recovery_from_broken_checkpoint_then_rerun(codes):
 # ---------------------------------------------------------------------------------------------------------------------
 # Parser and calculation
 # ---------------------------------------------------------------------------------------------------------------------
-def test_parser_names_headerless_csv_from_the_log(aiida_localhost, tmp_path):
+def test_parser_names_headerless_csv_from_the_log_fake(aiida_localhost, tmp_path):
     """A recovered run whose inherited CSV was cut short by the kill: rows without a header, named from the log.
 
     Seen in CI: Slurm killed MOOSE while it rewrote its CSV (0 bytes left), and the recovered run, which restores the
@@ -309,7 +354,7 @@ def test_parser_names_headerless_csv_from_the_log(aiida_localhost, tmp_path):
     assert process.exit_status == MooseCalculation.exit_codes.ERROR_MISSING_CSV.status
 
 
-def test_parse_csv_recovered_rows_and_checkpoint_names():
+def test_parse_csv_recovered_rows_and_checkpoint_names_fake():
     """Rows the killed run wrote after its checkpoint come again from the recovered run: the later ones are kept."""
     text = 'time,a\n0,0\n1,1\n2,2\n3,3.5\n2,2\n3,3\n4,4\n'
     series = parse_csv(text)
@@ -319,7 +364,7 @@ def test_parse_csv_recovered_rows_and_checkpoint_names():
     assert latest_checkpoint(['header']) is None
 
 
-def test_parser_reports_checkpoint(aiida_localhost, tmp_path):
+def test_parser_reports_checkpoint_fake(aiida_localhost, tmp_path):
     """The restart headers fetched to the temporary folder give the newest checkpoint; the log gives its time."""
     node = orm.CalcJobNode(computer=aiida_localhost, process_type='aiida.calculations:multiscale.moose')
     node.set_option('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
@@ -554,7 +599,7 @@ def _run_with_reference(builder, reference_code, freezer: _Freezer):
     async def run_reference():
         await ensure_portal()
         while True:
-            calcs = [n for n in workchain.node.called if isinstance(n, orm.CalcJobNode)]
+            calcs = [n for n in workchain.node.called_descendants if isinstance(n, orm.CalcJobNode)]
             if calcs or workchain.has_terminated():
                 break
             await asyncio.sleep(1)
@@ -573,7 +618,7 @@ def _run_with_reference(builder, reference_code, freezer: _Freezer):
     async def watch_first_job():
         await ensure_portal()
         while not workchain.has_terminated():
-            calcs = [n for n in workchain.node.called if isinstance(n, orm.CalcJobNode)]
+            calcs = [n for n in workchain.node.called_descendants if isinstance(n, orm.CalcJobNode)]
             workdir = calcs[0].get_remote_workdir() if calcs else None
             if workdir is not None:
                 freezer.start(workdir)
@@ -615,8 +660,7 @@ def test_phase_field_recovers_from_checkpoint_after_slurm_kill(slurm_codes, code
     builder.moose.metadata.options.resources = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
     builder.moose.metadata.options.withmpi = False
     builder.checkpoint_interval = orm.Float(3.0)
-    builder.walltime_restarts = orm.Int(1)
-    builder.max_iterations = orm.Int(3)
+    builder.max_iterations = orm.Int(3)  # the killed run, the recovered one, one spare
     freezer = _Freezer()
     try:
         node, reference = _run_with_reference(builder, codes['moose'], freezer)
@@ -624,7 +668,7 @@ def test_phase_field_recovers_from_checkpoint_after_slurm_kill(slurm_codes, code
         freezer.release()
 
     assert reference.is_finished_ok, reference.exit_message
-    calcs = sorted((n for n in node.called if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime)
+    calcs = sorted((n for n in node.called_descendants if isinstance(n, orm.CalcJobNode)), key=lambda n: n.ctime)
     print('calculations:', [(c.pk, c.exit_status) for c in calcs], 'reference steps:',
           reference.outputs.output_parameters['num_time_steps'], 'frozen:', freezer.frozen)  # fmt: skip
     assert freezer.frozen, (

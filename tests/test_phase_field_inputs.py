@@ -7,7 +7,6 @@ import re
 
 import numpy as np
 import pytest
-from aiida import orm
 
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain

@@ -155,9 +155,9 @@ def rung_exit_code(exit_codes, node: orm.WorkflowNode, **context) -> ExitCode:
     has one exit code across rungs; anything else is the rung's ERROR_MOOSE_FAILED.  ``exit_codes`` are the rung's,
     ``context`` fills in the rest of its message (e.g. the cycle).
     """
-    label = node.exit_code.label if node.exit_code is not None else None
-    if label in ('ERROR_OUT_OF_WALLTIME', 'ERROR_RECOVERY_FAILED') and label in exit_codes:
-        return exit_codes[label].format(message=node.exit_message, **context)
+    for label in ('ERROR_OUT_OF_WALLTIME', 'ERROR_RECOVERY_FAILED'):
+        if node.exit_status == getattr(MooseBaseWorkChain.exit_codes, label).status and label in exit_codes:
+            return exit_codes[label].format(message=node.exit_message, **context)
     return exit_codes.ERROR_MOOSE_FAILED.format(
         pk=node.pk, status=node.exit_status, message=node.exit_message or '', **context
     )
@@ -216,7 +216,8 @@ class MooseBaseWorkChain(BaseRestartWorkChain):
         spec.expose_inputs(
             MooseCalculation,
             namespace='moose',
-            exclude=('checkpoint_interval',),
+            # The checkpoints follow the walltime (checkpoint_interval below); recovering from them is this chain's job.
+            exclude=('checkpoint_interval', 'parent_folder', 'recover'),
             namespace_options={'help': 'Inputs of the MooseCalculation: code, input_file, files, threads, options.'},
         )
         spec.input(
