@@ -21,16 +21,21 @@ from aiida_multiscale.engines.moose.phase_field import (
     model_constants,
 )
 
-MOOSE = '/work/main/.codes/bin/moose'
 SIGMA = 0.5  # J/m^2
 M0, Q, T = 2.5e-6, 0.23, 700.0  # m^4/(J s), eV, K
 
 
-def _run(tmp_path, built):
+@pytest.fixture
+def moose(codes):
+    """The MOOSE executable of the test set-up's ``moose`` code (the one every real-code test runs)."""
+    return str(codes['moose'].get_executable())
+
+
+def _run(moose, tmp_path, built):
     (tmp_path / 'run.i').write_text(built.text)
     for name, text in built.files.items():
         (tmp_path / name).write_text(text)
-    done = subprocess.run([MOOSE, '-i', 'run.i', '--color', 'off'], cwd=tmp_path, capture_output=True, text=True)
+    done = subprocess.run([moose, '-i', 'run.i', '--color', 'off'], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with open(tmp_path / f'{built.output_base}.csv') as handle:
         rows = list(csv.DictReader(handle))
@@ -39,11 +44,11 @@ def _run(tmp_path, built):
 
 @pytest.mark.real_code
 @pytest.mark.slow
-def test_shrinking_circle_rate(tmp_path):
+def test_shrinking_circle_rate(moose, tmp_path):
     """An isolated circular grain shrinks at dA/dt = -2 pi M sigma (von Neumann-Mullins in 2-D), within 5 %.
 
-    FACTS.md: 100x100 with l = 4 dx gave +2.5 %, 64x64 +5.6 %; here dx = 10 nm and l = 40 nm as in that check, on a
-    smaller periodic box (800 nm) that keeps the periodic images 300 nm away.
+    Measured with this model: 100x100 with l = 4 dx gave +2.5 %, 64x64 +5.6 %; here dx = 10 nm and l = 40 nm as in that
+    check, on a smaller periodic box (800 nm) that keeps the periodic images 300 nm away.
     """
     mobility = arrhenius_mobility(M0, Q, T)
     constants = model_constants(SIGMA, mobility, 40e-9)
@@ -54,7 +59,7 @@ def test_shrinking_circle_rate(tmp_path):
         anneal_time=0.7 * lifetime * 1e-9, domain_size=(800e-9, 800e-9), grid=(80, 80), interface_width=40e-9,
         n_order_parameters=2, start=CircleStart(radius=250e-9), dt_max=10e-9, n_frames=1,
     )  # fmt: skip
-    series = _run(tmp_path, built)
+    series = _run(moose, tmp_path, built)
     area, time = series['area_eta0'], series['time']
     start = area[1]
     window = (area < 0.85 * start) & (area > 0.35 * start)
@@ -68,7 +73,7 @@ def test_shrinking_circle_rate(tmp_path):
 
 @pytest.mark.real_code
 @pytest.mark.parametrize('time_integration', ['implicit', 'explicit'])
-def test_flat_boundary_energy(tmp_path, time_integration):
+def test_flat_boundary_energy(moose, tmp_path, time_integration):
     """The numerical GB energy of a relaxed flat bicrystal equals the input sigma within 2 %.
 
     The energy is integrated in Python from the Exodus nodal fields (``grains.free_energy``), independently of MOOSE.
@@ -83,7 +88,7 @@ def test_flat_boundary_energy(tmp_path, time_integration):
         domain_size=(1000e-9, 20e-9), grid=(100, 2), interface_width=40e-9, n_order_parameters=2,
         start=FunctionStart([inside, f'1 - {inside}']), dt_max=10e-9, n_frames=1, time_integration=time_integration,
     )  # fmt: skip
-    _run(tmp_path, built)
+    _run(moose, tmp_path, built)
     data = read_exodus(str(tmp_path / f'{built.output_base}.e'))
     etas = G.order_parameters(data, 2)[-1]
     energy = G.free_energy(etas, data['dx'], data['dy'], constants['mu'], constants['kappa'])  # eV per nm thickness
@@ -102,7 +107,7 @@ def test_flat_boundary_energy(tmp_path, time_integration):
 
 
 @pytest.mark.real_code
-def test_formulations_give_the_same_grain_growth(tmp_path):
+def test_formulations_give_the_same_grain_growth(moose, tmp_path):
     """The default input (split material, explicit when cheaper) answers like the first one (pairwise, implicit).
 
     A 40 x 40 polycrystal (10 grains, 8 order parameters) is annealed for 3 steps of dt = 8 stable explicit steps.
@@ -132,7 +137,7 @@ def test_formulations_give_the_same_grain_growth(tmp_path):
         )  # fmt: skip
         folder = tmp_path / name
         folder.mkdir()
-        series = _run(folder, built)
+        series = _run(moose, folder, built)
         areas[name] = np.array([series[f'area_eta{k}'][-1] for k in range(n_op)]) / (size * 1e9) ** 2
     # The grains did move (the comparison is not between untouched starts).
     initial = np.array([series[f'area_eta{k}'][0] for k in range(n_op)]) / (size * 1e9) ** 2
