@@ -149,16 +149,30 @@ def test_shift_grid_covers_one_period():
         bicrystal.shift_grid(4.0, 0, 2)
 
 
-def test_write_lammps_data_roundtrip(tmp_path):
+def test_lammps_data_roundtrip(tmp_path):
+    """The data file LAMMPS reads: the same atoms, an orthorhombic box from 0, atomic style, one type with its mass."""
     from ase.io import read
 
     atoms = bicrystal.build_sigma5_bicrystal('Al', 4.05, (1, 1, 2))
     path = tmp_path / 'b.data'
-    path.write_text(bicrystal.write_lammps_data(atoms))
-    back = read(path, format='lammps-data', atom_style='atomic')
+    text = bicrystal.lammps_data(atoms)
+    path.write_text(text)
+    assert 'Atoms # atomic' in text and '1 atom types' in text and 'xy xz yz' not in text
+    box = [line.split() for line in text.splitlines() if line.endswith(('xlo xhi', 'ylo yhi', 'zlo zhi'))]
+    assert [row[0] for row in box] == ['0.0'] * 3
+    back = read(path, format='lammps-data', atom_style='atomic', units='metal')
     assert len(back) == len(atoms)
-    assert np.allclose(back.cell.lengths(), atoms.cell.lengths())
-    assert np.allclose(np.sort(back.positions[:, 2]), np.sort(atoms.positions[:, 2]), atol=1e-8)
+    assert np.allclose(back.cell.array, np.diag(atoms.cell.lengths()), atol=1e-12)
+    assert np.allclose(back.positions, atoms.positions, atol=1e-12)
+    assert back.get_masses() == pytest.approx(atoms.get_masses(), rel=1e-7)
+
+
+def test_scan_configurations():
+    """Every shift x every cut-off, labelled by their indices."""
+    configurations = bicrystal.scan_configurations(4.0, (2, 1), [0.5, 1.8])
+    assert [c['label'] for c in configurations] == ['s0c0', 's0c1', 's1c0', 's1c1']
+    last = {'label': 's1c1', 'shift_x': pytest.approx(math.sqrt(10)), 'shift_y': 0.0, 'cutoff': 1.8}
+    assert configurations[3] == last
 
 
 # -- parsing recorded runs --------------------------------------------------------------------------------------------

@@ -163,15 +163,15 @@ def _handoff(quantities: dict, unit: str, **kwargs):
 @pytest.mark.parametrize(
     ('dft_a0', 'dft_c44', 'accept', 'verdict', 'failed'),
     [
-        (3.959, 37.0, False, 'pass', []),  # FACTS: Al LDA a0 3.959 A, C44 37 GPa at 32^3 k
+        (3.959, 37.0, False, 'pass', []),  # pw.x 6.7, LDA Al.pz-vbc.UPF, 30 Ry: a0 3.959 A; C44 37 GPa at 32^3 k
         (3.959, 27.0, False, 'fail', ['c44']),  # C44 27 GPa at 24^3: Al_mm's 32.6 is 21 % above
         (3.959 * 1.3, 37.0, True, 'accepted_by_user', ['a0']),
     ],
 )  # fmt: skip
-def test_check_potential_calcfunction(codes, dft_a0, dft_c44, accept, verdict, failed):
-    """Relative errors, first-order std and the verdict of check_potential (no lmp: the MD numbers are given)."""
+def test_compare_potential_with_dft_calcfunction(codes, dft_a0, dft_c44, accept, verdict, failed):
+    """Relative errors, first-order std and the verdict of the DFT check (no lmp: the MD numbers are given)."""
     from aiida_multiscale.data.handoff import HandoffData
-    from aiida_multiscale.workflows.md import check_potential
+    from aiida_multiscale.workflows.functions.md import compare_potential_with_dft
 
     md = HandoffData({
         'a0_md': {'value': 4.0453, 'unit': 'angstrom'},
@@ -182,7 +182,7 @@ def test_check_potential_calcfunction(codes, dft_a0, dft_c44, accept, verdict, f
     eos = HandoffData({'a0': {'value': dft_a0, 'unit': 'angstrom', 'std': 0.002},
                        'bulk_modulus': {'value': 82.9, 'unit': 'GPa', 'std': 1.0}}).store()  # fmt: skip
     elastic = _handoff({'c11': (126.0, 2.0), 'c12': (61.0, 2.0), 'c44': (dft_c44, 2.0)}, 'GPa')
-    check = check_potential(md, eos, elastic, orm.Dict({'a0': 0.03, 'c44': 0.15}), orm.Bool(accept))
+    check = compare_potential_with_dft(md, eos, elastic, orm.Dict({'a0': 0.03, 'c44': 0.15}), orm.Bool(accept))
     assert check.metadata['verdict'] == verdict
     assert [entry.split()[0] for entry in check.metadata['failed']] == failed
     assert check.value('a0_relative_error') == pytest.approx(4.0453 / dft_a0 - 1)
@@ -199,7 +199,7 @@ def test_analyse_grain_boundary_on_recorded_runs(codes):
     import pathlib
 
     from aiida_multiscale.data.handoff import HandoffData
-    from aiida_multiscale.workflows.md import analyse_grain_boundary
+    from aiida_multiscale.workflows.functions.md import analyse_grain_boundary
 
     folder = pathlib.Path(__file__).parent / 'fixtures' / 'lammps' / 'gb_scan_al_zhou'
     scan = orm.FolderData(tree=folder).store()
@@ -231,3 +231,83 @@ def test_analyse_grain_boundary_on_recorded_runs(codes):
     md = analyse_grain_boundary(bulk, parameters, scan, large.store())['md_properties']
     assert md.metadata['gb']['relative_size_difference'] == pytest.approx(0.05 / 1.05, rel=1e-3)
     assert md['gb_energy'].std == pytest.approx(0.05 * 0.357, rel=0.01)
+
+
+# -- the restart layer and the inputs it replaced ----------------------------------------------------------------------
+def test_builder_keeps_options_in_the_lammps_namespace(codes):
+    """The protocol's options land at lammps.metadata.options (the restart chain's namespace), max_iterations too."""
+    builder = MdWorkChain.get_builder_from_protocol(
+        codes['lmp'], 'Al', protocol='fast', overrides={'options': {'max_wallclock_seconds': 900}}
+    )
+    options = builder.lammps.metadata.options
+    assert options.max_wallclock_seconds == 900 and options.withmpi is False
+    assert options.resources == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+    assert options.environment_variables == {'OMP_NUM_THREADS': '1'}
+    assert builder.max_iterations.value == 3
+    assert 'options' not in builder and 'max_walltime_restarts' not in builder
+
+
+def _instantiate(builder):
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+
+    return instantiate_process(get_manager().get_runner(), builder.process_class, **builder._inputs(prune=True))
+
+
+def test_deprecated_inputs_mapped_with_a_warning(codes):
+    """``max_walltime_restarts`` N -> ``max_iterations`` N + 1 and ``options`` -> ``lammps.metadata.options``, with a
+    FutureWarning and a report naming the new input; options left out come from the protocol as before."""
+    builder = _builder(codes, _al_mm(), max_walltime_restarts=orm.Int(1), options={'max_wallclock_seconds': 60})
+    process = _instantiate(builder)
+    with pytest.warns(FutureWarning) as caught:
+        process.setup()
+    assert {str(w.message).split('`')[1] for w in caught} == {'max_walltime_restarts', 'options'}
+    assert process.ctx.max_iterations == 2
+    assert process.ctx.options['max_wallclock_seconds'] == 60
+    assert process.ctx.options['resources'] == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+    assert process.ctx.options['environment_variables'] == {'OMP_NUM_THREADS': '1'}
+    reports = [log.message for log in orm.Log.collection.get_logs_for(process.node)]
+    assert any('use max_iterations = 2' in message for message in reports)
+    assert any('use lammps.metadata.options' in message for message in reports)
+
+
+def test_max_walltime_restarts_validated():
+    """A negative number of restarts is refused when the deprecated input is set, before anything is submitted."""
+    builder = MdWorkChain.get_builder()
+    with pytest.raises(ValueError, match='max_walltime_restarts must be >= 0'):
+        builder.max_walltime_restarts = orm.Int(-1)
+
+
+@pytest.mark.parametrize(
+    ('seconds', 'limit', 'iteration', 'expected'),
+    [(60, 86400, 1, 120), (1000, 1500, 1, 1500), (120, 120, 1, 320), (60, 86400, 3, 401)],
+)
+def test_walltime_handler_fake_killed_calculation(codes, seconds, limit, iteration, expected):
+    """The handler of ``LammpsRawBaseWorkChain`` on a faked killed run (a stored node with exit status 120): twice the
+    time, capped at ``max_wallclock_seconds_limit``; 320 when the limit is reached, 401 when max_iterations (3) is."""
+    from aiida_multiscale.workflows.base.lammps import PARSER_NAME, LammpsRawBaseWorkChain
+
+    builder = LammpsRawBaseWorkChain.get_builder()
+    builder.lammps.code = codes['lmp']
+    builder.lammps.script = orm.SinglefileData(io.BytesIO(b'print "hello"\n'), filename='input.in')
+    builder.lammps.metadata.options = {'resources': {'num_machines': 1}, 'max_wallclock_seconds': seconds}
+    builder.max_iterations = orm.Int(3)
+    builder.max_wallclock_seconds_limit = orm.Int(limit)
+    process = _instantiate(builder)
+    process.setup()
+    assert process.ctx.inputs.metadata['options']['parser_name'] == PARSER_NAME
+    process.ctx.iteration = iteration
+
+    node = orm.CalcJobNode(computer=codes['lmp'].computer, process_type='aiida.calculations:lammps.raw')
+    node.set_option('resources', {'num_machines': 1})
+    node.set_option('max_wallclock_seconds', seconds)
+    node.store()
+    node.set_exit_status(120)
+    report = process.handle_out_of_walltime(node)
+    assert report.do_break
+    if expected in (320, 401):
+        assert report.exit_code.status == expected
+        assert process.ctx.inputs.metadata['options']['max_wallclock_seconds'] == seconds
+    else:
+        assert report.exit_code.status == 0
+        assert process.ctx.inputs.metadata['options']['max_wallclock_seconds'] == expected

@@ -1,7 +1,8 @@
 """Runs that hit their time limit, through the real Slurm queue: restarted, and ending with the uninterrupted result.
 
-* MD rung: ``MdWorkChain`` resubmits a LAMMPS run killed at the time limit (120) from scratch with twice the time, and
-  stops with ``ERROR_OUT_OF_WALLTIME`` (420, naming the run) when ``max_walltime_restarts`` is used up.
+* MD rung: every LAMMPS run of ``MdWorkChain`` goes through ``LammpsRawBaseWorkChain``, which resubmits a run killed
+  at the time limit (120) from scratch with twice the time; the rung stops with ``ERROR_OUT_OF_WALLTIME`` (320, naming
+  the run) when ``max_wallclock_seconds_limit`` or ``max_iterations`` allows no more.
 * DFT rung: pw.x stopped by its own ``CONTROL.max_seconds`` (exit 400) is restarted by aiida-quantumespresso's
   ``PwBaseWorkChain.handle_out_of_walltime`` (nothing of ours); a job killed by the scheduler (120) is resubmitted with
   more time by our ``handle_scheduler_out_of_walltime``
@@ -46,30 +47,36 @@ def mock_time_limit_kill(short_limits: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 # MD rung
 # ---------------------------------------------------------------------------------------------------------------------
-def _md_builder(slurm_codes, short_limits: str, max_restarts: int | None = None):
+def _md_builder(slurm_codes, short_limits: str, **inputs):
     """The fast protocol's MdWorkChain for Al (default potential Al_mm) on the Slurm computer, 1 min per run."""
     builder = MdWorkChain.get_builder_from_protocol('lmp@localhost', 'Al', protocol='fast')
     builder.code = slurm_codes['lmp']
-    builder.options = {
+    builder.lammps.metadata.options = {
         'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1},
         'withmpi': False,
         'max_wallclock_seconds': 60,
         'prepend_text': mock_time_limit_kill(short_limits),
     }
-    if max_restarts is not None:
-        builder.max_walltime_restarts = max_restarts
+    for name, value in inputs.items():
+        setattr(builder, name, orm.Int(value))
     return builder
+
+
+def _lammps_calcs(node):
+    """The LAMMPS calculations of an MdWorkChain (each called by a LammpsRawBaseWorkChain), oldest first."""
+    calcs = [c for c in node.called_descendants if c.process_label == 'LammpsRawCalculation']
+    return sorted(calcs, key=lambda c: c.ctime)
 
 
 def test_md_resubmits_with_twice_the_time_mock_time_limit(slurm_codes):
     """Every LAMMPS run is killed once at 1 min (mock) and finishes at 2 min: same a0 and Sigma5 energy as Al_mm's.
 
-    References (FACTS.md, test_md_workchain): Al_mm.eam.fs a0 = 4.0453 A, Sigma5(310)[001] energy 0.490 J/m^2.
+    References: a0 = 4.0453 A, the fcc minimum of Al_mm.eam.fs (also by ase's EAM calculator on the same file), and the
+    Sigma5(310)[001] energy 0.490 J/m^2 of a rigid-shift scan of the same potential in LAMMPS (test_md_workchain).
     """
     _, node = run_get_node(_md_builder(slurm_codes, '1:00'))
     assert node.is_finished_ok, node.exit_message
-    calcs = sorted(node.called, key=lambda n: n.ctime)
-    calcs = [c for c in calcs if c.process_label == 'LammpsRawCalculation']
+    calcs = _lammps_calcs(node)
     # bulk, gb_scan, gb_size_check: each killed once at 60 s, then run to the end at 120 s.
     assert [(c.label, c.exit_status, c.get_option('max_wallclock_seconds')) for c in calcs] == [
         (label, status, seconds)
@@ -78,26 +85,39 @@ def test_md_resubmits_with_twice_the_time_mock_time_limit(slurm_codes):
     ]
     assert all(c.get_option('parser_name') == 'multiscale.lammps.raw' for c in calcs)
     assert all(c.get_job_id().isdigit() for c in calcs)
+    assert [(c.process_label, c.label) for c in node.called if c.process_label == 'LammpsRawBaseWorkChain'] == [
+        ('LammpsRawBaseWorkChain', label) for label in ('bulk', 'gb_scan', 'gb_size_check')
+    ]
     properties = node.outputs.md_properties
     assert properties.value('a0_md', 'angstrom') == pytest.approx(4.0453, abs=1e-3)
     assert properties.value('gb_energy', 'J/m^2') == pytest.approx(0.490, abs=0.01)
 
 
-def test_md_out_of_walltime_exhausted_names_the_run_mock_time_limit(slurm_codes):
-    """Killed at 1 min and again at 2 min with one restart allowed: exit 420 naming the bulk run, no GB run started."""
-    _, node = run_get_node(_md_builder(slurm_codes, '1:00|2:00', max_restarts=1))
-    assert node.exit_status == MdWorkChain.exit_codes.ERROR_OUT_OF_WALLTIME.status == 420
-    assert 'the bulk LAMMPS run was killed at the time limit 2 times' in node.exit_message
-    assert 'after 120 s' in node.exit_message
-    labels = [c.label for c in node.called if c.process_label == 'LammpsRawCalculation']
-    assert labels == ['bulk', 'bulk']
+@pytest.mark.parametrize(
+    ('inputs', 'child_exit', 'reason'),
+    [
+        ({'max_wallclock_seconds_limit': 120}, 320, 'max_wallclock_seconds_limit = 120 s allows no more'),
+        ({'max_iterations': 2}, 401, 'the last of max_iterations = 2 runs'),
+        ({'max_walltime_restarts': 1}, 401, 'the last of max_iterations = 2 runs'),  # deprecated, mapped
+    ],
+    ids=['limit', 'max_iterations', 'deprecated_max_walltime_restarts'],
+)
+def test_md_out_of_walltime_exhausted_names_the_run_mock_time_limit(slurm_codes, inputs, child_exit, reason):
+    """Killed at 1 min and again at 2 min, with no third run allowed: exit 320 naming the bulk run, no GB run started.
 
-
-def test_md_max_walltime_restarts_validated():
-    """A negative number of restarts is refused when the input is set, before anything is submitted."""
-    builder = MdWorkChain.get_builder()
-    with pytest.raises(ValueError, match='max_walltime_restarts must be >= 0'):
-        builder.max_walltime_restarts = orm.Int(-1)
+    Whichever bound stops the restart chain (its walltime limit: 320; its runs: 401), the rung says out of walltime.
+    """
+    _, node = run_get_node(_md_builder(slurm_codes, '1:00|2:00', **inputs))
+    assert node.exit_status == MdWorkChain.exit_codes.ERROR_OUT_OF_WALLTIME.status == 320
+    calcs = _lammps_calcs(node)
+    assert [(c.label, c.exit_status, c.get_option('max_wallclock_seconds')) for c in calcs] == [
+        ('bulk', OUT_OF_WALLTIME, 60),
+        ('bulk', OUT_OF_WALLTIME, 120),
+    ]
+    assert node.exit_message.startswith('MD rung: the bulk LAMMPS run was killed at its walltime')
+    assert f'LammpsRawCalculation<{calcs[-1].pk}>' in node.exit_message and reason in node.exit_message
+    (chain,) = [c for c in node.called if c.process_label == 'LammpsRawBaseWorkChain']
+    assert chain.exit_status == child_exit
 
 
 # ---------------------------------------------------------------------------------------------------------------------

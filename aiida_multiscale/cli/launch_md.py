@@ -6,10 +6,13 @@ import click
 
 from aiida_multiscale.cli import cmd_launch
 from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, load_input_node, resource_options
+from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
 __all__ = ('cmd_launch_md', 'load_dft_handoff')
 
 PAIR_STYLES = ('eam', 'eam/alloy', 'eam/fs', 'meam')
+#: The protocols of ``protocols/md.yaml`` and its default one, for the help text.
+PROTOCOLS = load_protocol_file('md')
 
 
 @cmd_launch.command('md')
@@ -30,9 +33,9 @@ PAIR_STYLES = ('eam', 'eam/alloy', 'eam/fs', 'meam')
 @click.option('--accept-potential', is_flag=True, help='Continue even if the potential fails the DFT check (recorded).')
 @click.option(
     '--protocol',
-    type=click.Choice(['fast', 'moderate', 'precise']),
+    type=click.Choice(list(PROTOCOLS['protocols'])),
     default=None,
-    help='Numerical protocol [default: moderate].',
+    help=f'Numerical protocol [default: {PROTOCOLS["default_protocol"]}].',
 )
 @click.option('--code', 'code_label', default='lmp@localhost', show_default=True, help='Label of the LAMMPS code.')
 @click.option('--wait', is_flag=True, help='Wait for the work chain to finish; exit non-zero if it failed.')
@@ -72,8 +75,8 @@ def cmd_launch_md(
 def load_dft_handoff(identifier: str):
     """``(eos, elastic)`` HandoffData of a finished DftWorkChain given by PK/UUID, or by one of its outputs.
 
-    DESIGN.md: an option taking a PK accepts the work chain or its output node; from an output we go up to the work
-    chain that returned it (through the calcfunction that created it), because the check needs both outputs.
+    Like every option of the CLI that takes a PK, it accepts the work chain or its output node; from an output we go
+    up to the work chain that returned it (through the calcfunction that created it), because the check needs both.
     """
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent

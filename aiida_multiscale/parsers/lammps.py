@@ -1,6 +1,6 @@
 """``LammpsRawParser``: aiida-lammps' ``lammps.raw`` parser, made to fail cleanly on a run that was cut short.
 
-aiida-lammps 1.0.2 workaround (FACTS.md): its parser reads a thermo block up to the line that does not start with a
+aiida-lammps 1.0.2 workaround: its parser reads a thermo block up to the line that does not start with a
 number ("Loop time of ...").  When the job is killed inside a run (``scancel``, the scheduler's time or memory limit,
 a node failure) the block is the last thing in ``lammps.out``, the loop reaches the file's empty last line and
 ``line.split()[0]`` raises ``IndexError``: the calculation *excepts* instead of finishing with an exit code, so no
@@ -13,7 +13,7 @@ This subclass keeps the stock parser for everything it handles (a complete run p
 
 * if the scheduler already reported why it killed the job (110 out of memory, 120 out of walltime, 130 node failure;
   aiida-core sets this on the node before the parser runs), that exit code is kept: it is the one a restart handler
-  can act on (``MdWorkChain`` resubmits with more time on 120);
+  can act on (``LammpsRawBaseWorkChain`` resubmits with more time on 120);
 * otherwise (``scancel`` by a user or an admin, a crash without a message) it returns
   :data:`ERROR_OUTPUT_INCOMPLETE` (352).
 """
@@ -51,7 +51,8 @@ def is_cut_short(text: str) -> bool:
 class LammpsRawParser(_StockLammpsRawParser):
     """aiida-lammps' ``lammps.raw`` parser that turns a cut-short run into an exit code instead of an exception.
 
-    Entry point ``multiscale.lammps.raw``; select it with ``metadata.options.parser_name`` (``MdWorkChain`` does).
+    Entry point ``multiscale.lammps.raw``; select it with ``metadata.options.parser_name``
+    (``LammpsRawBaseWorkChain`` always does).
     """
 
     def _scheduler_exit_code(self) -> ExitCode | None:

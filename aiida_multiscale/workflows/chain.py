@@ -15,7 +15,7 @@ from aiida_multiscale.bridges.md_to_mesoscale import ASSUMPTION_UNITS, make_assu
 from aiida_multiscale.bridges.mesoscale_to_fem import mesoscale_to_fem
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
-from aiida_multiscale.workflows.md import check_potential as compare_potential_with_dft
+from aiida_multiscale.workflows.functions.md import compare_potential_with_dft
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 
 DftWorkChain = WorkflowFactory('multiscale.dft')

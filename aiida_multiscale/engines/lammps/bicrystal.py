@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import typing as t
 
 import numpy as np
 
@@ -10,8 +12,9 @@ __all__ = (
     'GRAIN_DIRECTIONS',
     'boundary_area',
     'build_sigma5_bicrystal',
+    'lammps_data',
+    'scan_configurations',
     'shift_grid',
-    'write_lammps_data',
 )
 
 #: Lab axes of the lower grain as crystal directions: x = [-1 3 0], y = [0 0 1] (the tilt axis), z = [3 1 0] (the
@@ -29,8 +32,8 @@ def build_sigma5_bicrystal(element: str, a0: float, repeats: tuple[int, int, int
 
     :param element: chemical symbol of an fcc element.
     :param a0: lattice constant of the potential in angstrom (the boundary-plane dimensions are fixed by it).
-    :param repeats: (nx, ny, nz) repetitions of the 40-atom oriented cell in each grain (nz per grain).
-    :returns: ``ase.Atoms`` with ``2 * 40 * nx * ny * nz`` atoms in an orthorhombic cell.
+    :param repeats: (nx, ny, nz) repetitions of the 10-atom oriented cell in each grain (nz per grain).
+    :returns: ``ase.Atoms`` with ``2 * 10 * nx * ny * nz`` atoms in an orthorhombic cell.
     """
     from ase.lattice.cubic import FaceCenteredCubic
 
@@ -80,28 +83,25 @@ def shift_grid(a0: float, nx: int, ny: int) -> list[tuple[float, float]]:
     return [(i * px / nx, j * py / ny) for i in range(nx) for j in range(ny)]
 
 
-def write_lammps_data(atoms, comment: str = 'Sigma5(310)[001] bicrystal') -> str:
-    """Return the text of a LAMMPS ``atomic`` data file for an orthorhombic ``atoms`` (one atom type)."""
-    lengths = atoms.cell.lengths()
-    if not np.allclose(atoms.cell.array, np.diag(lengths)):
-        raise ValueError('write_lammps_data supports orthorhombic cells only')
-    lines = [
-        f'# {comment}',
-        '',
-        f'{len(atoms)} atoms',
-        '1 atom types',
-        '',
-        f'0.0 {lengths[0]:.10f} xlo xhi',
-        f'0.0 {lengths[1]:.10f} ylo yhi',
-        f'0.0 {lengths[2]:.10f} zlo zhi',
-        '',
-        'Masses',
-        '',
-        f'1 {atoms.get_masses()[0]:.6f}',
-        '',
-        'Atoms # atomic',
-        '',
+def lammps_data(atoms) -> str:
+    """The text of a LAMMPS data file for ``atoms``, as the rung's scripts read it: ``atomic`` style, ``metal`` units.
+
+    Written by ase (:func:`ase.io.lammpsdata.write_lammps_data`), with the masses; one atom type per element.
+    """
+    from ase.io.lammpsdata import write_lammps_data
+
+    stream = io.StringIO()
+    write_lammps_data(stream, atoms, masses=True, units='metal', atom_style='atomic')
+    return stream.getvalue()
+
+
+def scan_configurations(a0: float, shifts: tuple[int, int], overlap_cutoffs: t.Sequence[float]) -> list[dict]:
+    """The configurations of a grain-boundary scan: every rigid shift of :func:`shift_grid` x every overlap cut-off.
+
+    Each is ``{label, shift_x, shift_y, cutoff}`` (angstrom), labelled ``s<shift index>c<cut-off index>``.
+    """
+    return [
+        {'label': f's{index}c{j}', 'shift_x': sx, 'shift_y': sy, 'cutoff': cutoff}
+        for index, (sx, sy) in enumerate(shift_grid(a0, *shifts))
+        for j, cutoff in enumerate(overlap_cutoffs)
     ]
-    for index, (x, y, z) in enumerate(atoms.get_positions(), start=1):
-        lines.append(f'{index} 1 {x:.10f} {y:.10f} {z:.10f}')
-    return '\n'.join(lines) + '\n'

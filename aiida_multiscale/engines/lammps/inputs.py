@@ -3,7 +3,7 @@
 Each script batches many cheap evaluations into one LAMMPS run (all strains in one input, many bicrystal configurations
 in another), because AiiDA costs 0.2-0.5 s per process and a configuration of a few hundred atoms minimises in less.
 
-aiida-lammps 1.0.2 workarounds that shape these scripts (see FACTS.md):
+aiida-lammps 1.0.2 workarounds that shape these scripts (found with aiida-core 2.9.4):
 
 * ``lammps.raw`` cannot pass ``-var`` on the command line: every value is rendered into the script here.
 * its parser reads only the first thermo block and crashes when a later ``thermo_style`` has more columns: every

