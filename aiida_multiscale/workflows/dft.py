@@ -41,6 +41,22 @@ _EXCLUDED_SCF_INPUTS = (
     'kpoints_force_parity',
 )
 
+#: The work chain's own exit codes (status, label, message); an SCF's own failures are those of its restart chain.
+EXIT_CODES = (
+    # Unrecoverable: the physics says no (a denser mesh will not make an unstable crystal stable).
+    (310, 'ERROR_BORN_UNSTABLE', 'The elastic constants (GPa) violate Born stability: {violations}. The crystal is not '
+     'stable in this structure, or the k-mesh is far too coarse.'),
+    # Restartable: a child failed beyond its handlers, or the numbers are not converged enough.
+    (401, 'ERROR_SUB_PROCESS_FAILED_EOS', 'The EOS SCF PwBaseWorkChain<{pk}> failed with exit status {exit_status}.'),
+    (402, 'ERROR_SUB_PROCESS_FAILED_ELASTIC',
+     'The strained SCF PwBaseWorkChain<{pk}> failed with exit status {exit_status}.'),
+    (403, 'ERROR_EOS_NOT_BRACKETED', 'The EOS minimum is still outside the sampled volumes after {iterations} '
+     're-centrings; widen parameters.eos_volume_range or raise eos_max_recentre.'),
+    (410, 'ERROR_BULK_MODULUS_INCONSISTENT', 'B from the elastic constants, (C11+2C12)/3 = {b_cij:.2f} GPa, differs '
+     'from the EOS B0 = {b0:.2f} GPa by {deviation:.1%} (> {tolerance:.0%}): converge the k-mesh (kpoints_distance) '
+     'and cutoffs.'),
+)  # fmt: skip
+
 
 def default_parameters() -> dict:
     """The defaults of the ``parameters`` input: ``default_inputs.parameters`` of ``protocols/dft.yaml`` (a copy)."""
@@ -71,26 +87,23 @@ def _family_labels() -> list[str]:
     return sorted(orm.QueryBuilder().append(PseudoPotentialFamily, project='label', subclassing=True).all(flat=True))
 
 
+def _message(check, *args, prefix: str = '') -> str | None:
+    """The message of the ``ValueError`` that a pure check of :mod:`aiida_multiscale.engines.qe` raises, or None."""
+    try:
+        check(*args)
+    except ValueError as exc:
+        return f'{prefix}{exc}'
+    return None
+
+
 def validate_parameters(node, _=None):
     """Check the ``parameters`` Dict: known keys, sensible EOS grid and a strain set symmetric about zero."""
-    if node is None:
-        return None
-    try:
-        check_parameters(node.get_dict(), default_parameters())
-    except ValueError as exc:
-        return str(exc)
-    return None
+    return None if node is None else _message(check_parameters, node.get_dict(), default_parameters())
 
 
 def validate_element(node, _=None):
     """The element must be a chemical symbol with a monatomic cubic ground state."""
-    if node is None:
-        return None
-    try:
-        cubic.reference_lattice(node.value)
-    except cubic.CubicStructureError as exc:
-        return f'element: {exc}'
-    return None
+    return None if node is None else _message(cubic.reference_lattice, node.value, prefix='element: ')
 
 
 def validate_structure(node, _=None):
@@ -98,11 +111,8 @@ def validate_structure(node, _=None):
     if node is None:
         return None
     atoms = node.get_ase()
-    try:
-        cubic.check_cubic_structure(atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
-    except cubic.CubicStructureError as exc:
-        return f'structure: {exc}'
-    return None
+    arrays = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    return _message(cubic.check_cubic_structure, *arrays, prefix='structure: ')
 
 
 def validate_inputs(inputs, _=None):
@@ -137,11 +147,8 @@ def validate_inputs(inputs, _=None):
         )
 
     parameters = inputs.get('scf', {}).get('pw', {}).get('parameters')
-    try:
-        check_pw_parameters(parameters.get_dict() if parameters is not None else None)
-    except ValueError as exc:
-        return f'scf.pw.parameters.{exc}'
-    return None
+    parameters = parameters.get_dict() if parameters is not None else None
+    return _message(check_pw_parameters, parameters, prefix='scf.pw.parameters.')
 
 
 class DftWorkChain(ProtocolMixin, WorkChain):
@@ -199,8 +206,8 @@ class DftWorkChain(ProtocolMixin, WorkChain):
             namespace='scf',
             exclude=_EXCLUDED_SCF_INPUTS,
             namespace_options={
-                'help': 'Inputs of the PwBaseWorkChain used for every SCF (structure, '
-                'pseudos and k-points are set by this work chain).'
+                'help': 'Inputs of the MultiscalePwBaseWorkChain of every SCF, max_iterations and '
+                'max_wallclock_seconds_limit included (structure, pseudos and k-points are set by this work chain).'
             },
         )
         spec.inputs.validator = validate_inputs
@@ -228,37 +235,8 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         )
         spec.output('structure', valid_type=orm.StructureData, help='The cubic cell at the fitted equilibrium volume.')
 
-        # Unrecoverable: the physics says no (a denser mesh will not make an unstable crystal stable).
-        spec.exit_code(
-            310,
-            'ERROR_BORN_UNSTABLE',
-            message='The elastic constants (GPa) violate Born stability: {violations}. The crystal is not '
-            'stable in this structure, or the k-mesh is far too coarse.',
-        )
-        # Restartable: a child failed beyond its handlers, or the numbers are not converged enough.
-        spec.exit_code(
-            401,
-            'ERROR_SUB_PROCESS_FAILED_EOS',
-            message='The EOS SCF PwBaseWorkChain<{pk}> failed with exit status {exit_status}.',
-        )
-        spec.exit_code(
-            402,
-            'ERROR_SUB_PROCESS_FAILED_ELASTIC',
-            message='The strained SCF PwBaseWorkChain<{pk}> failed with exit status {exit_status}.',
-        )
-        spec.exit_code(
-            403,
-            'ERROR_EOS_NOT_BRACKETED',
-            message='The EOS minimum is still outside the sampled volumes after {iterations} re-centrings; '
-            'widen parameters.eos_volume_range or raise eos_max_recentre.',
-        )
-        spec.exit_code(
-            410,
-            'ERROR_BULK_MODULUS_INCONSISTENT',
-            message='B from the elastic constants, (C11+2C12)/3 = {b_cij:.2f} GPa, differs from the EOS B0 '
-            '= {b0:.2f} GPa by {deviation:.1%} (> {tolerance:.0%}): converge the k-mesh '
-            '(kpoints_distance) and cutoffs.',
-        )
+        for status, label, message in EXIT_CODES:
+            spec.exit_code(status, label, message=message)
 
     # -- protocol ----------------------------------------------------------------------------------------------------
     @classmethod
@@ -278,10 +256,10 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         :param code: a ``quantumespresso.pw`` code (or its label).
         :param element: chemical symbol (give this or ``structure``).
         :param structure: a cubic ``StructureData`` (give this or ``element``).
-        :param protocol: ``fast``, ``moderate`` (default) or ``precise``.
+        :param protocol: a protocol of ``protocols/dft.yaml`` (None: its ``default_protocol``).
         :param overrides: nested dict merged into the protocol inputs (unknown keys raise; ``None`` removes a key).
-        :param options: ``metadata.options`` of every ``PwCalculation``, over the protocol's ``options`` (default: 1
-            MPI process, no mpirun); checked by :func:`aiida_multiscale.resources.resolve_options`.
+        :param options: ``metadata.options`` of every ``PwCalculation``, over the protocol's ``options``; checked by
+            :func:`aiida_multiscale.resources.resolve_options`.
         :param pseudo_family: label of the aiida-pseudo family.
         """
         if isinstance(code, str):
