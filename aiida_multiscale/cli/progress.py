@@ -118,6 +118,13 @@ class Snapshot:
     def finished_ok(self) -> bool:
         return self.state == 'finished' and self.exit_status == 0
 
+    @property
+    def status(self) -> str:
+        """``all done``, ``running`` (AiiDA's created, waiting on its children or running), or the final state."""
+        if self.finished_ok:
+            return 'all done'
+        return self.state if self.terminated else 'running'
+
 
 def summary_line(snapshot: Snapshot) -> str:
     """The last line: ``MultiscaleWorkChain<12> finished: all done in 95 s; DFT 10/10 SCFs (40 s); ...``."""
@@ -130,7 +137,7 @@ def summary_line(snapshot: Snapshot) -> str:
     elif snapshot.terminated:
         head += f' {snapshot.state} after {snapshot.elapsed:.0f} s'
     else:
-        head += f' {snapshot.state}, {snapshot.elapsed:.0f} s so far'
+        head += f' {snapshot.status}, {snapshot.elapsed:.0f} s so far'
     parts = [head]
     for line in snapshot.lines:
         text = f'{line.title} {line.count or line.state}'
@@ -295,11 +302,12 @@ def _plural(count: int, word: str) -> str:
 
 
 # -- the engines' files, where cheap ----------------------------------------------------------------------------------
-def _tail(path: str, size: int = _TAIL_BYTES) -> str | None:
+def _tail(path: str, size: int | None = _TAIL_BYTES) -> str | None:
     try:
         with open(path, 'rb') as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - size))
+            if size is not None:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - size))
             return handle.read().decode('utf-8', errors='replace')
     except OSError:
         return None
@@ -317,7 +325,7 @@ class ProgressReader:
         self.pk = pk
         self._plans: dict[str, dict] = {}
         self._local: dict[int, bool] = {}
-        self._script_units: dict[int, int | None] = {}
+        self._script_units: dict[int, tuple[int, str] | None] = {}
 
     # -- entry point
     def read(self) -> Snapshot:
@@ -401,8 +409,8 @@ class ProgressReader:
             if units is None:
                 detail.append(f'{stage} running')
                 continue
-            finished, total = units
-            detail.append(f'{stage}: {finished}/{total} {_plural(total, "configuration")}')
+            finished, total, noun = units
+            detail.append(f'{stage}: {finished}/{total} {_plural(total, noun)}')
             fraction += finished / total if total else 0.0
         if any(c.active for c in calcs) and not self._all_local(c for c in calcs if c.active):
             detail.append('finished stages only: the running one is on a remote computer')
@@ -445,7 +453,7 @@ class ProgressReader:
         planned = plan['load_steps']
         calcs = [] if process is None else tree.calculations(process.pk, _MOOSE)
         done = min(planned, sum(1 for c in calcs if c.finished_ok))
-        detail = 'one static (Steady) solve of the applied strain'
+        detail = 'one static solve at the applied strain'
         return {'count': f'{done}/{planned} load {_plural(planned, "step")}', 'detail': detail, 'done': done,
                 'total': planned}  # fmt: skip
 
@@ -493,10 +501,12 @@ class ProgressReader:
             self._local[calc.computer] = orm.Computer.collection.get(pk=calc.computer).transport_type == 'core.local'
         return self._local[calc.computer]
 
-    def _remote_tail(self, calc: _Process, filename: str) -> str | None:
+    def _remote_tail(self, calc: _Process, filename: str, size: int | None = _TAIL_BYTES) -> str | None:
+        """The end of a file in the working directory of a running calculation (all of it with ``size=None``), read
+        only on a computer with the local transport; None elsewhere or if the file is not there yet."""
         if not calc.remote_workdir or not self._is_local(calc):
             return None
-        return _tail(os.path.join(calc.remote_workdir, filename))
+        return _tail(os.path.join(calc.remote_workdir, filename), size)
 
     def _moose_time(self, calc: _Process) -> float | None:
         """The time MOOSE's log of a running calculation has reached (in the model's unit), or None."""
@@ -511,33 +521,37 @@ class ProgressReader:
         except ValueError:
             return None
 
-    def _lammps_units(self, calc: _Process) -> tuple[int, int] | None:
-        """(configurations written to ``results.dat``, configurations in the script) of a running LAMMPS job."""
+    def _lammps_units(self, calc: _Process) -> tuple[int, int, str] | None:
+        """(results written to ``results.dat``, results the script will write, what they are) of a running LAMMPS job:
+        one line per configuration (GB scan, size check) or per strained cell (bulk)."""
         from aiida_multiscale.engines.lammps.inputs import RESULTS_FILENAME
 
         if calc.pk not in self._script_units:
             self._script_units[calc.pk] = _lammps_script_units(calc.pk)
-        total = self._script_units[calc.pk]
-        if not total:
+        if self._script_units[calc.pk] is None:
             return None
-        text = self._remote_tail(calc, RESULTS_FILENAME)
+        total, noun = self._script_units[calc.pk]
+        text = self._remote_tail(calc, RESULTS_FILENAME, size=None)
         if text is None:
             if not self._is_local(calc):
                 return None
             text = ''
         finished = sum(1 for line in text.splitlines() if line.startswith(('config ', 'strain ')))
-        return min(finished, total), total
+        return min(finished, total), total, noun
 
 
-def _lammps_script_units(pk: int) -> int | None:
-    """The number of configurations (GB scan) or strains (bulk) a LAMMPS script prints to ``results.dat``."""
+def _lammps_script_units(pk: int) -> tuple[int, str] | None:
+    """How many configurations (GB scan) or strained cells (bulk) a LAMMPS script prints to ``results.dat``."""
     from aiida import orm
 
     node = orm.load_node(pk)
     script = node.inputs.script if 'script' in node.inputs else None
     if script is None:
         return None
-    return len(_LAMMPS_UNIT.findall(script.get_content()))
+    kinds = _LAMMPS_UNIT.findall(script.get_content())
+    if not kinds:
+        return None
+    return len(kinds), 'configuration' if 'config' in kinds else 'strained cell'
 
 
 def _moose_times(pks: t.Iterable[int]) -> list[float]:
@@ -695,8 +709,7 @@ class LiveDisplay:
             elapsed = '' if line.elapsed is None else f'{line.elapsed:.0f} s'
             table.add_row(Text(line.title, style='bold'), _state_text(line.state), bar, line.count,
                           Text(line.detail, style='dim'), elapsed)  # fmt: skip
-        state = 'all done' if snapshot.finished_ok else snapshot.state
-        table.title = f'{snapshot.label}<{snapshot.pk}> {state}, {snapshot.elapsed:.0f} s'
+        table.title = f'{snapshot.label}<{snapshot.pk}> {snapshot.status}, {snapshot.elapsed:.0f} s'
         table.title_justify = 'left'
         if not snapshot.terminated:
             table.caption = 'Ctrl-C stops watching; the processes go on in the daemon.'
