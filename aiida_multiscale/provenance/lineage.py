@@ -9,6 +9,7 @@ from aiida.common.links import LinkType
 
 from aiida_multiscale.bridges import BRIDGES
 from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.provenance.caching import called_calculations
 
 __all__ = ('Lineage', 'dft_calculation_summary', 'find_macro', 'trace', 'trace_json')
 
@@ -80,59 +81,107 @@ def _sort_key(node: orm.Node):
     return (node.ctime, node.uuid)
 
 
+def _dft_rung_calculations(bridges: list[int]) -> dict[int, int]:
+    """``{pk: pk}`` of every PwCalculation called by the DFT rung that made the inputs of the ``dft_to_md`` bridges.
+
+    The rung is found in the call tree of the chain that called the bridge (a handful of queries, whatever the size of
+    the chain); a bridge run outside a chain falls back to walking the callers of its inputs' creators.
+    """
+    from aiida_multiscale.provenance.calls import call_tree
+
+    found = {}
+    if not bridges:
+        return found
+    query = orm.QueryBuilder()
+    query.append(orm.CalcFunctionNode, filters={'id': {'in': bridges}}, tag='bridge', project=['id'])
+    query.append(orm.Data, with_outgoing='bridge', edge_filters={'type': LinkType.INPUT_CALC.value}, tag='input')
+    query.append(orm.ProcessNode, with_outgoing='input', edge_filters={'type': LinkType.CREATE.value}, project=['id'])
+    creators = {bridge: set() for bridge in bridges}
+    for bridge, creator in query.iterall():
+        creators[bridge].add(creator)
+    query = orm.QueryBuilder()
+    query.append(orm.CalcFunctionNode, filters={'id': {'in': bridges}}, tag='bridge', project=['id'])
+    query.append(
+        orm.WorkflowNode, with_outgoing='bridge', edge_filters={'type': LinkType.CALL_CALC.value}, project=['id']
+    )
+    callers = dict(query.iterall())
+    trees = {}
+    for bridge, pks in creators.items():
+        caller = callers.get(bridge)
+        if caller is None:
+            for pk in pks:
+                rung = _rung_of(orm.load_node(pk))
+                if rung is not None:
+                    for calc in called_calculations(rung):
+                        if calc.process_type == PW_PROCESS_TYPE:
+                            found[calc.pk] = calc.pk
+            continue
+        tree = trees.setdefault(caller, call_tree(caller))
+        for pk in pks:
+            rung = tree.top_below_root(pk)
+            if rung is None:
+                continue
+            for row in tree.calcjobs(rung.pk):
+                if row.process_type == PW_PROCESS_TYPE:
+                    found[row.pk] = row.pk
+    return found
+
+
 def trace(node: orm.Node) -> Lineage:
     """Walk from the macro prediction of ``node`` back to the handoffs and every PwCalculation of the DFT rung.
 
     The handoffs are the HandoffData nodes made by a bridge calcfunction; the DFT calculations are found twice, by
     the data provenance (which PwCalculations fed the fits) and as every PwCalculation called by the DFT rung that
     made the ``dft_to_md`` inputs, so that a calculation whose result was discarded (e.g. an EOS re-centring) is still
-    listed.
+    listed.  A fixed number of bulk queries (plus one per generation of ancestors), so that it stays fast on a large
+    profile.
     """
     macro = find_macro(node)
-    pks = _ancestor_pks(macro)
-    handoffs, assumptions, calculations = {}, {}, {}
+    pks = list(_ancestor_pks(macro))
+    handoffs, assumptions = {}, {}
 
+    # Every HandoffData ancestor with the label of the process that created it, in one query.
     query = orm.QueryBuilder()
-    query.append(HandoffData, filters={'id': {'in': list(pks)}}, project='*', tag='data')
-    for (ancestor,) in query.iterall():
-        creator = ancestor.creator
-        if creator is not None and creator.process_label in BRIDGE_ORDER and ancestor.pk != macro.pk:
-            handoffs[ancestor.pk] = ancestor
+    query.append(HandoffData, filters={'id': {'in': pks}}, project='*', tag='data')
+    query.append(
+        orm.ProcessNode,
+        with_outgoing='data',
+        edge_filters={'type': LinkType.CREATE.value},
+        project=['attributes.process_label'],
+        outerjoin=True,
+    )
+    for ancestor, creator_label in query.iterall():
+        if creator_label in BRIDGE_ORDER and ancestor.pk != macro.pk:
+            handoffs[ancestor.pk] = (BRIDGE_ORDER[creator_label], ancestor)
         elif ancestor.producer == 'assumption':
             assumptions[ancestor.pk] = ancestor
 
     query = orm.QueryBuilder()
-    query.append(orm.CalcJobNode, filters={'id': {'in': list(pks)}, 'process_type': PW_PROCESS_TYPE}, project='*')
-    for (calc,) in query.iterall():
-        calculations[calc.pk] = calc
-
-    dft_rungs = {}
+    query.append(
+        orm.CalcFunctionNode, filters={'id': {'in': pks}, 'attributes.process_label': 'dft_to_md'}, project='id'
+    )
+    calc_pks = set(_dft_rung_calculations([pk for (pk,) in query.iterall()]))
     query = orm.QueryBuilder()
-    query.append(orm.CalcFunctionNode, filters={'id': {'in': list(pks)}, 'attributes.process_label': 'dft_to_md'})
-    for (bridge,) in query.iterall():
-        for link in bridge.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all():
-            creator = link.node.creator
-            rung = _rung_of(creator) if creator is not None else None
-            if rung is not None:
-                dft_rungs[rung.pk] = rung
-    for rung in dft_rungs.values():
+    query.append(orm.CalcJobNode, filters={'id': {'in': pks}, 'process_type': PW_PROCESS_TYPE}, project='id')
+    calc_pks.update(pk for (pk,) in query.iterall())
+    calculations = []
+    if calc_pks:
         query = orm.QueryBuilder()
-        query.append(orm.WorkflowNode, filters={'id': rung.pk}, tag='rung')
-        query.append(
-            orm.CalcJobNode,
-            with_ancestors='rung',
-            filters={'process_type': PW_PROCESS_TYPE},
-            project='*',
-        )
-        for (calc,) in query.iterall():
-            calculations[calc.pk] = calc
+        query.append(orm.CalcJobNode, filters={'id': {'in': list(calc_pks)}}, project='*')
+        calculations = [calc for (calc,) in query.iterall()]
 
-    chain = macro.creator.caller if macro.creator is not None else None
-    ordered = sorted(handoffs.values(), key=lambda n: (BRIDGE_ORDER.get(n.creator.process_label, 99), *_sort_key(n)))
+    query = orm.QueryBuilder()
+    query.append(HandoffData, filters={'id': macro.pk}, tag='macro')
+    query.append(orm.ProcessNode, with_outgoing='macro', edge_filters={'type': LinkType.CREATE.value}, tag='creator')
+    query.append(
+        orm.WorkflowNode, with_outgoing='creator', edge_filters={'type': LinkType.CALL_CALC.value}, project='*'
+    )
+    chain = query.first(flat=True)
+    ordered = sorted(handoffs.values(), key=lambda item: (item[0], *_sort_key(item[1])))
     return Lineage(
         macro=macro,
-        handoffs=ordered,
-        dft_calculations=sorted(calculations.values(), key=_sort_key),
+        handoffs=[node for _, node in ordered],
+        dft_calculations=sorted(calculations, key=_sort_key),
         chain=chain,
         assumptions=sorted(assumptions.values(), key=_sort_key),
     )
@@ -148,6 +197,29 @@ def dft_calculation_summary(calc: orm.CalcJobNode) -> dict:
     ``cached_from`` is the UUID of the calculation AiiDA's cache reused instead of running pw.x again (None: it ran).
     """
     inputs = {link.link_label: link.node for link in calc.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all()}
+    return _summary(calc, inputs)
+
+
+def _dft_summaries(calcs: list[orm.CalcJobNode]) -> list[dict]:
+    """:func:`dft_calculation_summary` of every calculation, with the inputs of all of them fetched in one query."""
+    if not calcs:
+        return []
+    inputs = {calc.pk: {} for calc in calcs}
+    query = orm.QueryBuilder()
+    query.append(orm.CalcJobNode, filters={'id': {'in': list(inputs)}}, tag='calc', project='id')
+    query.append(
+        orm.Data,
+        with_outgoing='calc',
+        edge_filters={'type': LinkType.INPUT_CALC.value},
+        edge_project='label',
+        project='*',
+    )
+    for pk, label, node in query.iterall():
+        inputs[pk][label] = node
+    return [_summary(calc, inputs[calc.pk]) for calc in calcs]
+
+
+def _summary(calc: orm.CalcJobNode, inputs: dict) -> dict:
     structure = inputs.get('structure')
     parameters = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
     system = {key.lower(): value for key, value in parameters.get('SYSTEM', {}).items()}
@@ -197,6 +269,6 @@ def trace_json(lineage: Lineage) -> dict:
             }
             for node in lineage.handoffs
         ],
-        'dft_calculations': [dft_calculation_summary(calc) for calc in lineage.dft_calculations],
+        'dft_calculations': _dft_summaries(lineage.dft_calculations),
         'weakest_handoff': lineage.weakest_handoff(),
     }
