@@ -12,6 +12,8 @@ import numpy as np
 __all__ = (
     'read_element_variables',
     'read_exodus',
+    'read_global_variables',
+    'read_nodal_variables',
     'variable_names',
     'write_restart_exodus',
 )
@@ -120,6 +122,46 @@ def read_element_variables(source: Source, names: t.Iterable[str], step: int = -
                 raise KeyError(f'element variable {name!r} is not in the Exodus file (has {stored})')
             key = f'vals_elem_var{stored.index(name) + 1}eb{block}'
             out[name] = np.asarray(data.variables[key][step], dtype=float)
+    return out
+
+
+def read_global_variables(source: Source) -> dict[str, np.ndarray]:
+    """The global variables of a MOOSE Exodus file (its postprocessors, one value per output time), with ``time``.
+
+    MOOSE writes every scalar postprocessor as an Exodus global variable at the same times as its CSV rows, in full
+    double precision, so an input that writes Exodus only still has its postprocessor time series here.
+
+    :returns: ``{'time': (n_t,), name: (n_t,), ...}``; only ``time`` when the file has no global variables.
+    """
+    with open_dataset(source) as data:
+        times = np.array(data.variables['time_whole'][:], dtype=float) if 'time_whole' in data.variables else None
+        names = variable_names(data, 'name_glo_var')
+        values = (
+            np.array(data.variables['vals_glo_var'][:], dtype=float).reshape(-1, len(names))
+            if names and 'vals_glo_var' in data.variables
+            else np.zeros((0, len(names)))
+        )
+    if times is None:
+        times = np.zeros(len(values))
+    steps = min(len(times), len(values)) if names else len(times)
+    out = {'time': times[:steps]}
+    out.update({name: values[:steps, k] for k, name in enumerate(names) if name != 'time'})
+    return out
+
+
+def read_nodal_variables(source: Source, step: int = -1) -> dict[str, np.ndarray]:
+    """Every nodal variable of a MOOSE Exodus file at time step ``step``, in the file's node order (any mesh).
+
+    :returns: ``{name: (n_nodes,)}``.
+    """
+    with open_dataset(source) as data:
+        out = {}
+        for k, name in enumerate(variable_names(data, 'name_nod_var')):
+            key = f'vals_nod_var{k + 1}'
+            if key in data.variables:
+                out[name] = np.array(data.variables[key][step], dtype=float)
+            else:
+                out[name] = np.array(data.variables['vals_nod_var'][step, k, :], dtype=float)
     return out
 
 
