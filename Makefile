@@ -4,6 +4,21 @@ ROOT := $(CURDIR)
 VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 export PATH := $(VENV)/bin:$(PATH)
+# -- Embedded profile: SQLite storage and aiida-core's ZeroMQ broker, no PostgreSQL and no RabbitMQ. ----------------
+# `make demo EMBEDDED=1` forces it; a plain `make demo` picks it on a machine that has no psql or no rabbitmq-server.
+# Only the demo decides by itself: `make test` always runs on PostgreSQL and RabbitMQ.
+ifeq ($(MAKECMDGOALS),demo)
+EMBEDDED ?= $(if $(and $(shell command -v psql),$(shell command -v rabbitmq-server)),,1)
+endif
+ifeq ($(EMBEDDED),1)
+PROFILE ?= multiscale-embedded
+SERVICES :=
+PROFILE_SCRIPT := scripts/profile_embedded.sh
+else
+SERVICES := services
+PROFILE_SCRIPT := scripts/profile.sh
+endif
+# -- end of the embedded profile ------------------------------------------------------------------------------------
 PROFILE ?= multiscale
 export AIIDA_MULTISCALE_PROFILE := $(PROFILE)
 PYTEST_ARGS ?=
@@ -16,7 +31,7 @@ help:
 	@echo 'make docs   - build the documentation (warnings are errors)'
 	@echo 'make lint   - ruff check and ruff format --check of the package and the tests'
 
-install: system venv moose services
+install: system venv moose $(SERVICES)
 
 system:
 	@bash scripts/install_system.sh
@@ -42,8 +57,8 @@ services:
 slurm:
 	@bash scripts/install_slurm.sh && bash scripts/slurm.sh start
 
-profile: venv services
-	@bash scripts/profile.sh
+profile: venv $(SERVICES)
+	@bash $(PROFILE_SCRIPT)
 
 # MOOSE has no standard place: the launcher `make moose` installed in this checkout is passed explicitly.
 setup: install profile
