@@ -271,6 +271,17 @@ def test_one_rung_and_other_processes(running_chain):
     assert line.total is None and line.count == '1 calculation finished'
 
 
+def test_inputs_of_another_shape_give_counts_without_a_total(aiida_profile):
+    """A rung whose inputs cannot be read as planned work still shows what finished, without a bar."""
+    from aiida import orm
+
+    dft = _process(orm.WorkChainNode, 'multiscale.dft', 'DftWorkChain', state='waiting')
+    _input(dft, 'parameters', orm.Dict({'eos_points': 'seven'}))
+    dft.store()
+    (line,) = ProgressReader(dft.pk).read().lines
+    assert (line.count, line.total, line.fraction) == ('0 SCFs finished', None, None)
+
+
 # -- the real chain: plain lines and the live display ----------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.daemon

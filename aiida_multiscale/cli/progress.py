@@ -370,29 +370,33 @@ class ProgressReader:
     def _plan(self, rung: str, process: _Process | None, root: _Process) -> dict:
         key = f'{rung}:{process.pk if process is not None else "chain"}'
         if key not in self._plans:
-            self._plans[key] = _plan_from_inputs(rung, process, root)
+            try:
+                self._plans[key] = _plan_from_inputs(rung, process, root)
+            except (KeyError, TypeError, ValueError, OSError):  # inputs of another shape: show the counts, no total
+                self._plans[key] = {}
         return self._plans[key]
 
     # -- per rung
     def _dft(self, process: _Process | None, tree: _Tree, plan: dict) -> dict:
-        eos, strains = plan['eos_points'], plan['strains']
-        planned = eos + strains
-        detail = [f'{eos} EOS + {strains} strained']
+        eos, strains = plan.get('eos_points'), plan.get('strains')
+        planned = None if eos is None or strains is None else eos + strains
+        detail = [] if planned is None else [f'{eos} EOS + {strains} strained']
         if process is None:
             calcs, slots = [], []
         else:
             calcs, slots = tree.calculations(process.pk, _PW), tree.slots(process.pk)
-        if len(slots) > planned:
+        if planned is not None and len(slots) > planned:
             detail.append(f'{len(slots) - planned} more submitted (EOS re-centred or k-mesh refined)')
             planned = len(slots)
-        if plan['kpoints_convergence']:
+        if plan.get('kpoints_convergence'):
             # Each refinement reruns the strained SCFs on a denser mesh; whether one is needed is known only after.
             detail.append(f'k-mesh refinement may add up to {plan["kpoints_max_refinements"]} x {strains} more')
         done = sum(1 for c in calcs if c.finished_ok)
         running = sum(1 for c in calcs if c.active)
         if running:
             detail.append(f'{running} running')
-        return {'count': f'{done}/{planned} SCFs', 'detail': '; '.join(detail), 'done': done, 'total': planned}
+        count = f'{done} SCFs finished' if planned is None else f'{done}/{planned} SCFs'
+        return {'count': count, 'detail': '; '.join(detail), 'done': done, 'total': planned}
 
     def _md(self, process: _Process | None, tree: _Tree, plan: dict) -> dict:
         # The stages are fixed by the rung's outline; a stage run again after a walltime kill is still one stage.
@@ -424,7 +428,7 @@ class ProgressReader:
     def _phase_field(self, process: _Process | None, tree: _Tree, plan: dict) -> dict:
         from aiida_multiscale.physics.units import factor
 
-        cycles, target = plan['cycles'], plan['anneal_time']
+        cycles, target = plan.get('cycles'), plan.get('anneal_time')
         calcs = [] if process is None else tree.calculations(process.pk, _MOOSE)
         done = sum(1 for c in calcs if c.finished_ok)
         to_seconds = factor(_PHASE_FIELD_TIME_UNIT, 's')
@@ -444,13 +448,16 @@ class ProgressReader:
             detail.append(f't = {reached:.3g} s simulated')
         if active and not self._all_local(active):
             detail.append('from the finished cycles only: the running one is on a remote computer')
-        count = f'{min(done, cycles)}/{cycles} {_plural(cycles, "cycle")}'
+        if cycles is None:
+            count = f'{done} {_plural(done, "cycle")} finished'
+        else:
+            count = f'{min(done, cycles)}/{cycles} {_plural(cycles, "cycle")}'
         if target:
             return {'count': count, 'detail': '; '.join(detail), 'done': reached, 'total': target}
         return {'count': count, 'detail': '; '.join(detail), 'done': done, 'total': cycles}
 
     def _fem(self, process: _Process | None, tree: _Tree, plan: dict) -> dict:
-        planned = plan['load_steps']
+        planned = plan.get('load_steps', 1)
         calcs = [] if process is None else tree.calculations(process.pk, _MOOSE)
         done = min(planned, sum(1 for c in calcs if c.finished_ok))
         detail = 'one static solve at the applied strain'
@@ -598,8 +605,8 @@ def _plan_from_inputs(rung: str, process: _Process | None, root: _Process) -> di
     parameters = recursive_merge(defaults, inputs['parameters'].get_dict() if 'parameters' in inputs else {})
     if rung == 'dft':
         return {
-            'eos_points': int(parameters['eos_points']),
-            'strains': len(parameters['strains']),
+            'eos_points': int(parameters['eos_points']) if 'eos_points' in parameters else None,
+            'strains': len(parameters['strains']) if 'strains' in parameters else None,
             'kpoints_convergence': bool(parameters.get('kpoints_convergence')),
             'kpoints_max_refinements': int(parameters.get('kpoints_max_refinements') or 0),
         }
@@ -610,7 +617,7 @@ def _plan_from_inputs(rung: str, process: _Process | None, root: _Process) -> di
         anneal_time = None
         if interface is not None and 'anneal_time' in interface:
             anneal_time = interface.value('anneal_time', 's')
-        return {'cycles': int(parameters['cycles']), 'anneal_time': anneal_time}
+        return {'cycles': int(parameters['cycles']) if 'cycles' in parameters else None, 'anneal_time': anneal_time}
     if rung == 'fem':
         return {'load_steps': 1}  # FemWorkChain solves one Steady problem at the applied strain
     return {}
