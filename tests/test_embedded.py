@@ -46,7 +46,7 @@ def _run(args, env, timeout=600):
 @pytest.mark.real_code
 @pytest.mark.timeout(2400)
 def test_fast_chain_on_embedded_profile(tmp_path):
-    """SQLite + ZeroMQ profile from the project's script, codes from `aiida-multiscale setup`, the chain via the daemon."""
+    """SQLite + ZeroMQ profile by the project's script, codes by `aiida-multiscale setup`, the chain via the daemon."""
     name = 'embedded_test'
     env = dict(os.environ, AIIDA_PATH=str(tmp_path / 'config'), AIIDA_MULTISCALE_PROFILE=name)
     env['PATH'] = f'{BIN}{os.pathsep}{env.get("PATH", "")}'  # `verdi daemon start` calls `verdi`
