@@ -490,6 +490,8 @@ def test_dft_al_fast_real(codes, pseudo_family, two_daemon_workers, submit_and_a
     print(f'fast Al DftWorkChain: {time.monotonic() - start:.1f} s wall, {_pw_cpu_seconds(node):.1f} s pw.x CPU')
     assert node.is_finished_ok, (node.exit_status, node.exit_message)
     eos = node.outputs.eos
+    for handoff in (eos, node.outputs.elastic):
+        print(', '.join(f'{name} = {handoff.value(name)!r}' for name in handoff.names))
     assert eos.value('a0', 'angstrom') == pytest.approx(3.96, rel=0.015)
     assert eos.value('bulk_modulus', 'GPa') == pytest.approx(83, rel=0.10)
     assert 3.5 < eos.value('bulk_modulus_derivative') < 5.5
