@@ -11,129 +11,28 @@ from aiida.plugins import WorkflowFactory
 from aiida_multiscale.bridges import BRIDGE_EXIT_CODES
 from aiida_multiscale.bridges.dft_to_md import dft_to_md
 from aiida_multiscale.bridges.fem_to_macro import fem_to_macro
-from aiida_multiscale.bridges.md_to_mesoscale import ASSUMPTION_UNITS, make_assumptions, md_to_mesoscale
+from aiida_multiscale.bridges.md_to_mesoscale import make_assumptions, md_to_mesoscale
 from aiida_multiscale.bridges.mesoscale_to_fem import mesoscale_to_fem
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.physics.elements import MELTING_POINTS
 from aiida_multiscale.workflows.functions.md import compare_potential_with_dft
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
+from aiida_multiscale.workflows.validation import (
+    check_anneal,
+    check_element,
+    check_potential_species,
+    check_pseudo_family,
+    validate_assumptions,
+    validate_chain_inputs,
+)
 
 DftWorkChain = WorkflowFactory('multiscale.dft')
 MdWorkChain = WorkflowFactory('multiscale.md')
 PhaseFieldWorkChain = WorkflowFactory('multiscale.phase_field')
 FemWorkChain = WorkflowFactory('multiscale.fem')
 
-__all__ = ('MELTING_POINTS', 'MultiscaleWorkChain')
-
-#: Melting points at 1 atm in K, CRC Handbook of Chemistry and Physics, 97th ed. (2016), "Melting, boiling, triple
-#: and critical points of the elements".  Only the elements this chain can sensibly anneal (metals).
-MELTING_POINTS = {
-    'Ag': 1234.93, 'Al': 933.47, 'Au': 1337.33, 'Ca': 1115.0, 'Co': 1768.0, 'Cr': 2180.0, 'Cu': 1357.77,
-    'Fe': 1811.0, 'Ir': 2719.0, 'Mg': 923.0, 'Mo': 2896.0, 'Nb': 2750.0, 'Ni': 1728.0, 'Pb': 600.61,
-    'Pd': 1828.05, 'Pt': 2041.4, 'Rh': 2237.0, 'Sr': 1050.0, 'Ta': 3290.0, 'Ti': 1941.0, 'V': 2183.0,
-    'W': 3695.0, 'Zr': 2128.0,
-}  # fmt: skip
-
-
-def check_element(element) -> str | None:
-    """None if ``element`` is a chemical symbol, else a message naming it and the fix."""
-    from ase.data import chemical_symbols
-
-    if not isinstance(element, str) or element not in chemical_symbols[1:]:
-        return (
-            f'element: {element!r} is not a chemical symbol; give one such as "Al", "Cu" or "Ni" (capital first letter)'
-        )
-    return None
-
-
-def check_anneal(element: str | None, temperature: float, anneal_time: float) -> str | None:
-    """None if the anneal makes sense: t > 0, 0 K < T < T_melt (when the melting point is known)."""
-    if not anneal_time > 0:
-        return f'anneal_time = {anneal_time:g} s: the anneal time must be > 0 s'
-    if not temperature > 0:
-        return f'temperature = {temperature:g} K: the anneal temperature must be > 0 K'
-    melting = MELTING_POINTS.get(element)
-    if melting is not None and temperature >= melting:
-        return (
-            f'temperature = {temperature:g} K is at or above the melting point of {element} ({melting:g} K, CRC '
-            'Handbook): grain growth is a solid-state process; choose a lower temperature'
-        )
-    return None
-
-
-def check_pseudo_family(element: str, label: str) -> str | None:
-    """None if the aiida-pseudo family ``label`` exists and has a pseudopotential for ``element``."""
-    from aiida import orm
-    from aiida.common.exceptions import NotExistent
-
-    try:
-        family = orm.Group.collection.get(label=label)
-    except NotExistent:
-        return f'pseudo_family: no family {label!r}; run `aiida-multiscale setup` or `aiida-pseudo list`'
-    elements = getattr(family, 'elements', None)
-    if elements is not None and element not in elements:
-        return (
-            f'element {element!r} has no pseudopotential in the family {label!r} (it has '
-            f'{", ".join(sorted(elements))}); choose another family with dft.pseudo_family'
-        )
-    return None
-
-
-def check_potential_species(element: str, potential) -> str | None:
-    """None if the LAMMPS potential lists ``element`` among its species (or lists none)."""
-    species = potential.base.attributes.get('species', None)
-    if species and element not in species:
-        return (
-            f'md.potential: the potential {potential.filename!r} is for {", ".join(species)}, not {element!r}; give a '
-            'potential for this element'
-        )
-    return None
-
-
-def _assumption(assumptions: HandoffData, name: str) -> float:
-    return assumptions.get_quantity(name, ASSUMPTION_UNITS[name]).value
-
-
-def validate_assumptions(node, _=None):
-    """The assumed inputs must all be there, in convertible units."""
-    missing = [name for name in ASSUMPTION_UNITS if name not in node]
-    if missing:
-        return f'assumptions: missing {missing}; every one of {list(ASSUMPTION_UNITS)} needs a value, unit and std'
-    for name, unit in ASSUMPTION_UNITS.items():
-        try:
-            node.get_quantity(name, unit)
-        except ValueError as exc:
-            return f'assumptions: {name} must be convertible to {unit}: {exc}'
-    return None
-
-
-def validate_inputs(inputs, _=None):
-    """Element, anneal and the element's pseudopotential and potential, before anything is submitted."""
-    element = inputs['element'].value if 'element' in inputs else None
-    if element is not None and (message := check_element(element)):
-        return message
-    assumptions = inputs.get('assumptions')
-    if assumptions is not None and validate_assumptions(assumptions) is None:
-        message = check_anneal(
-            element, _assumption(assumptions, 'temperature'), _assumption(assumptions, 'anneal_time')
-        )
-        if message:
-            return message
-    family = inputs.get('dft', {}).get('pseudo_family')
-    if element is not None and family is not None and (message := check_pseudo_family(element, family.value)):
-        return message
-    potential = inputs.get('md', {}).get('potential')
-    if element is not None and potential is not None and (message := check_potential_species(element, potential)):
-        return message
-    # The DFT and MD rungs' own cross-checks need the element, which their namespaces exclude: run them here with it.
-    for namespace, process in (('dft', DftWorkChain), ('md', MdWorkChain)):
-        validator = process.spec().inputs.validator
-        if element is None or validator is None or namespace not in inputs:
-            continue
-        message = validator({**inputs[namespace], 'element': inputs['element']}, None)
-        if message:
-            return f'{namespace}.{message}'
-    return None
+__all__ = ('MultiscaleWorkChain',)
 
 
 class MultiscaleWorkChain(ProtocolMixin, WorkChain):
@@ -212,7 +111,7 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
                 'and elastic constants (mesoscale_to_fem handoff).'
             },
         )
-        spec.inputs.validator = validate_inputs
+        spec.inputs.validator = validate_chain_inputs
 
         # Two branches, DFT and MD -> phase field, joined before the FEM (see the class docstring).
         spec.outline(
