@@ -29,7 +29,7 @@ def _elastic(c11=108.2, c12=61.3, c44=28.5):
             name: {'value': value, 'unit': 'GPa', 'std': 1.0, 'note': 'test'}
             for name, value in (('c11', c11), ('c12', c12), ('c44', c44))
         },
-        bridge='test',
+        producer='test',
         from_scale='dft',
         to_scale='fem',
     ).store()

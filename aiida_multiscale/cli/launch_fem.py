@@ -66,7 +66,7 @@ def cmd_launch_fem(
         elastic = HandoffData(
             {name: {'value': value, 'unit': 'GPa', 'std': None, 'note': 'given on the command line'}
              for name, value in constants.items()},
-            bridge='user', from_scale='user', to_scale='fem',
+            producer='user', from_scale='user', to_scale='fem',
         )  # fmt: skip
     overrides = {} if applied_strain is None else {'parameters': {'applied_strain': applied_strain}}
     try:

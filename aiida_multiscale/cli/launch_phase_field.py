@@ -9,18 +9,22 @@ from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, load_input_n
 
 __all__ = ('cmd_launch_phase_field',)
 
-#: Stand-alone defaults for Al; every one is an assumption, and the stored interface node says so.
-DEFAULTS = {
-    'gb_energy': (0.36, 'J/m**2', 'assumed; Al Sigma5 GB energy from EAM MD (FACTS.md)'),
-    'mobility_prefactor': (2.5e-6, 'm**4/(J*s)', 'assumed; MOOSE Cu grain-growth example, orders of magnitude'),
-    'activation_energy': (0.23, 'eV', 'assumed; MOOSE Cu grain-growth example, MD 0.2-0.3 eV'),
-    'temperature': (560.0, 'K', 'assumed; 0.6 T_melt of Al'),
-    'anneal_time': (1.0e-4, 's', 'assumed anneal time'),
-}
+
+def _defaults() -> dict:
+    """The stand-alone interface of the protocol file (the one home of these assumptions): ``{name: quantity}``."""
+    from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain
+
+    return PhaseFieldWorkChain.standalone_interface()
+
+
+def _default(name: str) -> str:
+    """``value unit, assumed`` of a default, for the option help (read when the help is built)."""
+    quantity = _defaults()[name]
+    return f'default {quantity["value"]:.4g} {quantity["unit"]}, assumed (protocol file phase_field.yaml)'
 
 
 @cmd_launch.command('phase-field')
-@click.option('--gb-energy', type=float, default=None, help='GB energy sigma in J/m^2 (default 0.36, Al, assumed).')
+@click.option('--gb-energy', type=float, default=None, help=f'GB energy sigma in J/m^2 ({_default("gb_energy")}).')
 @click.option(
     '--md',
     'md',
@@ -32,16 +36,16 @@ DEFAULTS = {
     '--mobility-prefactor',
     type=float,
     default=None,
-    help='GB mobility prefactor M0 in m^4/(J s) (default 2.5e-6, assumed).',
+    help=f'GB mobility prefactor M0 in m^4/(J s) ({_default("mobility_prefactor")}).',
 )
 @click.option(
     '--activation-energy',
     type=float,
     default=None,
-    help='Activation energy Q of the GB mobility in eV (default 0.23, assumed).',
+    help=f'Activation energy Q of the GB mobility in eV ({_default("activation_energy")}).',
 )
-@click.option('--temperature', type=float, default=None, help='Anneal temperature in K (default 560 K = 0.6 T_melt).')
-@click.option('--anneal-time', type=float, default=None, help='Anneal time in s (default 1e-4 s).')
+@click.option('--temperature', type=float, default=None, help=f'Anneal temperature in K ({_default("temperature")}).')
+@click.option('--anneal-time', type=float, default=None, help=f'Anneal time in s ({_default("anneal_time")}).')
 @click.option('--grains', type=int, default=None, help="Number of initial Voronoi grains (default: the protocol's).")
 @click.option(
     '--protocol',
@@ -85,12 +89,11 @@ def cmd_launch_phase_field(
         'temperature': temperature,
         'anneal_time': anneal_time,
     }
-    quantities = {}
-    for name, (value, unit, note) in DEFAULTS.items():
-        if given[name] is not None:
-            quantities[name] = {'value': given[name], 'unit': unit, 'std': None, 'note': 'user input (CLI)'}
-        else:
-            quantities[name] = {'value': value, 'unit': unit, 'std': None, 'note': note}
+    quantities = _defaults()
+    for name, value in given.items():
+        if value is not None:
+            unit = quantities[name]['unit']
+            quantities[name] = {'value': value, 'unit': unit, 'std': None, 'note': 'user input (CLI)'}
     if md is not None:
         md_properties = load_input_node(md, HandoffData, ('md_properties',), '--md')
         if 'gb_energy' not in md_properties:
@@ -107,7 +110,7 @@ def cmd_launch_phase_field(
     except (NotExistent, MultipleObjectsError) as exc:
         echo_error(f'--code: {exc}; run `aiida-multiscale setup` first')
     try:
-        interface = HandoffData(quantities, bridge='cli', from_scale='user', to_scale='mesoscale')
+        interface = HandoffData(quantities, producer='cli', from_scale='user', to_scale='mesoscale')
         overrides = {'parameters': {'grains': grains}} if grains is not None else None
         builder = PhaseFieldWorkChain.get_builder_from_protocol(
             code, interface=interface, protocol=protocol, overrides=overrides, options=options
