@@ -71,7 +71,7 @@ def test_real_run_with_auxiliary_file_and_threads(codes):
     retrieved = set(node.outputs.retrieved.base.repository.list_object_names())
     assert {'moose.log', 'result.csv', 'result.e', 'boundary.csv'} <= retrieved
     # The cache versions are part of the node's hash: bumping either one stops AiiDA from reusing older nodes.
-    assert node.base.attributes.get('cache_version') == {'calc_job': 1, 'parser': 1}
+    assert node.base.attributes.get('cache_version') == {'calc_job': 1, 'parser': 2}
 
 
 @pytest.mark.real_code

@@ -11,7 +11,7 @@ import pytest
 from aiida import orm
 from aiida.common.links import LinkType
 
-from aiida_multiscale.parsers.moose import MooseParser, parse_csv, parse_log
+from aiida_multiscale.parsers.moose import MooseParser, log_postprocessors, parse_csv, parse_log, root_cause
 
 FIXTURES = pathlib.Path(__file__).parent / 'fixtures' / 'moose'
 
@@ -55,6 +55,8 @@ def parse(aiida_localhost):
         ('dtmin', 401),
         ('no_log', 300),
         ('killed', 311),
+        ('log_only', 320),
+        ('abort_hypre', 311),
     ],
 )
 def test_exit_codes(parse, case, exit_status):
@@ -143,3 +145,94 @@ def test_parse_csv_and_log_helpers():
     assert parse_csv('time,a\n')['a'].size == 0
     log = parse_log('\x1b[31m\n*** ERROR ***\nbad thing\n\nStack frames: 3\n0: x\x1b[39m')
     assert log['error'] == 'bad thing'
+
+
+def test_postprocessors_from_exodus_globals(parse):
+    """An input that writes Exodus only (most MOOSE inputs): the postprocessors are the Exodus global variables."""
+    results, status, _ = parse(FIXTURES / 'missing_csv', options={'require_csv': False})
+    assert status == 0
+    parameters = results['output_parameters'].get_dict()
+    assert parameters['postprocessors_source'] == 'exodus'
+    assert parameters['csv_file'] is None and parameters['exodus_file'] == 'out.e'
+    assert parameters['time'] == pytest.approx(0.3) and parameters['num_time_steps'] == 3
+    # the same input as `success`, which also wrote the CSV: the Exodus globals hold the same numbers
+    csv = parse_csv((FIXTURES / 'success' / 'out.csv').read_text())
+    series = results['postprocessors']
+    np.testing.assert_allclose(series.get_array('time'), csv['time'], rtol=1e-12)
+    np.testing.assert_allclose(series.get_array('average'), csv['average'], rtol=1e-12)
+    assert parameters['postprocessors'] == {'average': pytest.approx(csv['average'][-1], rel=1e-12)}
+
+
+def test_missing_csv_still_fills_postprocessors(parse):
+    """With require_csv (the default) a missing CSV is still exit 320, but the values are there for the caller."""
+    results, status, message = parse(FIXTURES / 'missing_csv')
+    assert status == 320 and 'require_csv = False' in message
+    assert results['output_parameters']['postprocessors_source'] == 'exodus'
+    assert results['output_parameters']['postprocessors']['average'] > 0
+
+
+def test_postprocessors_from_log_tables(parse):
+    """Neither CSV nor Exodus: the series is put together from every table the console printed (15 rows each)."""
+    results, status, _ = parse(FIXTURES / 'log_only', options={'require_csv': False, 'require_exodus': False})
+    assert status == 0
+    parameters = results['output_parameters'].get_dict()
+    assert parameters['postprocessors_source'] == 'log'
+    assert any('seven significant digits' in warning for warning in parameters['warnings'])
+    assert parameters['time'] == pytest.approx(0.2) and parameters['num_time_steps'] == 20
+    time = results['postprocessors'].get_array('time')
+    np.testing.assert_allclose(time, np.arange(21) * 0.01, atol=1e-12)  # all 21 rows, not the last 15 of the table
+    average = results['postprocessors'].get_array('average')
+    assert average[0] == 0.0 and np.all(np.diff(average) > 0)
+    assert parameters['postprocessors'] == {'average': 0.4440607}
+
+
+def test_abort_carries_root_cause(parse, tmp_path):
+    """A solver missing from the build: PETSc aborts at the first solve, and the exit message says so."""
+    results, status, message = parse(FIXTURES / 'abort_hypre')
+    assert status == 311
+    assert 'Aborted' in message and 'time 0.1' in message
+    assert 'Unable to find requested PC type hypre' in message
+    # the initial state was written before the abort: kept, and its time is known
+    assert results['output_parameters']['time'] == 0.0 and 'exodus' in results
+    # without the job script's report of the signal, the log's own `terminate called` tells the same
+    folder = tmp_path / 'run'
+    shutil.copytree(FIXTURES / 'abort_hypre', folder)
+    (folder / '_scheduler-stderr.txt').unlink()
+    _, status, message = parse(folder)
+    assert status == 311 and 'Unable to find requested PC type hypre' in message
+
+
+@pytest.mark.unit
+def test_root_cause_first_error_of_the_log():
+    log = (FIXTURES / 'abort_hypre' / 'moose.log').read_text()
+    cause = root_cause(log)
+    assert cause.startswith('PETSc error: Unable to find requested PC type hypre (Unknown type.')
+    assert root_cause((FIXTURES / 'success' / 'moose.log').read_text()) is None
+    assert "unused parameter 'Executioner/no_such_parameter'" in root_cause(
+        (FIXTURES / 'input_error' / 'moose.log').read_text()
+    )
+    text = (
+        'Time Step 1\nlibMesh terminating:\nZero pivot in LU factorization\n'
+        "terminate called after throwing an instance of 'libMesh::LogicError'\n  what():  other\n"
+    )
+    assert root_cause(text) == 'libMesh error: Zero pivot in LU factorization'
+    text = "terminate called after throwing an instance of 'std::bad_alloc'\n  what():  std::bad_alloc\n"
+    assert root_cause(text) == 'std::bad_alloc: std::bad_alloc'
+    assert parse_log(text)['aborted']
+
+
+@pytest.mark.unit
+def test_log_postprocessors_merges_split_and_repeated_tables():
+    table = (
+        'Postprocessor Values:\n+------+-----+\n| time | a   |\n+------+-----+\n| 0 | 1 |\n| 1 | 2 |\n+------+-----+\n'
+        '+------+-----+\n| time | b   |\n+------+-----+\n| 0 | 5 |\n| 1 | 6 |\n+------+-----+\n\n'
+        # a later table (the step repeated with a smaller dt) wins for the same time
+        'Postprocessor Values:\n+------+-----+-----+\n| time | a   | b   |\n+------+-----+-----+\n'
+        ':      :     :     :\n| 1 | 3 | 7 |\n+------+-----+-----+\n'
+    )
+    series = log_postprocessors(table)
+    assert list(series) == ['time', 'a', 'b']
+    np.testing.assert_array_equal(series['time'], [0, 1])
+    np.testing.assert_array_equal(series['a'], [1, 3])
+    np.testing.assert_array_equal(series['b'], [5, 7])
+    assert log_postprocessors('no tables here') == {}

@@ -1,4 +1,4 @@
-"""``MooseCalculation``: one run of a MOOSE application on a rendered HIT input plus auxiliary files."""
+"""``MooseCalculation``: one run of a MOOSE application on an input file or an input directory, plus auxiliary files."""
 
 from __future__ import annotations
 
@@ -64,6 +64,8 @@ def _validate_cmdline(value, _):
 
 
 def _validate_input_file(value, _):
+    if value is None:
+        return None
     if isinstance(value, orm.Str):
         text = value.value
     else:
@@ -122,9 +124,13 @@ def _validate_inputs(inputs, ctx):
     threads = inputs['threads'].value if 'threads' in inputs else 1
     if error := validate_calcjob_resources('MooseCalculation', inputs.get('code'), options, threads):
         return error
-    reserved = {options.get('input_filename', 'moose.i'), options.get('output_filename', 'moose.log')}
+    input_name = options.get('input_filename', MooseCalculation._DEFAULT_INPUT_FILE)
+    if error := _validate_input_folder(inputs, ctx, input_name, options.get('output_filename', 'moose.log')):
+        return error
+    reserved = {input_name, options.get('output_filename', 'moose.log')}
     if 'checkpoint_interval' in inputs:
         reserved.add(CHECKPOINT_INPUT)
+    folder = set(inputs['input_folder'].base.repository.list_object_names()) if 'input_folder' in inputs else set()
     seen = {}
     for key, node in (inputs.get('files') or {}).items():
         name = node.filename
@@ -132,19 +138,63 @@ def _validate_inputs(inputs, ctx):
             return f'files.{key}: file name {name!r} must be a plain name (letters, digits, _ . -), no directories'
         if name in reserved:
             return f'files.{key}: file name {name!r} clashes with the input or log file name; rename it'
+        if name in folder:
+            return f'files.{key}: input_folder already holds {name!r}; put the file in the folder or rename it'
         if name in seen:
             return f'files.{key} and files.{seen[name]} have the same file name {name!r}'
         seen[name] = key
 
 
-class MooseCalculation(CalcJob):
-    """One run of a MOOSE application on a rendered HIT input plus auxiliary files.
+def _validate_input_folder(inputs, ctx, input_name: str, log_name: str) -> str | None:
+    """The main input: ``input_file``, or a file at the top of ``input_folder`` named by ``input_filename``.
 
-    The input is text produced by :func:`~aiida_multiscale.engines.moose.hit.render_hit` (so that no user string can
-    inject blocks), stored as a ``SinglefileData`` or ``Str``.  Auxiliary files (a seed CSV, a mesh, an Exodus file to
-    restart from) are copied next to it under their own file names, which is how MOOSE inputs refer to them.  MOOSE
-    writes its outputs next to the input, so the postprocessor CSV files, the Exodus files and the log are retrieved
-    with globs.
+    MOOSE resolves ``!include`` and file names relative to the main input, so the main input must sit at the top of
+    the folder, as when a user runs ``moose -i name.i`` inside it.  A work chain that exposes these inputs without
+    ``input_file`` (it writes the input itself) leaves that check to the calculation it launches.
+    """
+    folder = inputs.get('input_folder')
+    ports = ('input_file', 'input_folder')
+    exposed = ctx is None or not hasattr(ctx, '__contains__') or all(port in ctx for port in ports)
+    if exposed and 'input_file' not in inputs and folder is None:
+        return 'give input_file (the HIT text) or input_folder (an input directory with the main input at its top)'
+    if folder is None:
+        return None
+    if not _FILENAME.match(input_name):
+        return (
+            f'metadata.options.input_filename = {input_name!r} must be a plain file name: with input_folder the main '
+            "input sits at the top of the folder (make the folder from the input's own directory)"
+        )
+    top = folder.base.repository.list_object_names()
+    if 'input_file' in inputs:
+        if input_name in top:
+            return (
+                f'input_folder already holds {input_name!r}, which input_file would overwrite: set '
+                "metadata.options.input_filename to another name, or leave input_file out to run the folder's own"
+            )
+    elif input_name not in top or folder.base.repository.get_object(input_name).file_type.name != 'FILE':
+        candidates = sorted(name for name in top if name.endswith('.i'))
+        return (
+            f'input_folder has no file {input_name!r} at its top: set metadata.options.input_filename to the main '
+            f'input (inputs at the top: {", ".join(candidates) or "none"})'
+        )
+    for name in (log_name, CHECKPOINT_INPUT if 'checkpoint_interval' in inputs else None, CHECKPOINT_DIRECTORY):
+        if name is not None and name in top:
+            return f'input_folder holds {name!r}, which the calculation writes itself: remove or rename it'
+    return None
+
+
+class MooseCalculation(CalcJob):
+    """One run of a MOOSE application on an input file or an input directory, plus auxiliary files.
+
+    The input is either HIT text (``input_file``: a ``SinglefileData``, or a ``Str`` typically produced by
+    :func:`~aiida_multiscale.engines.moose.hit.render_hit`, so that no user string can inject blocks), or a whole
+    input directory (``input_folder``, a ``FolderData``) whose main input is named by
+    ``metadata.options.input_filename``: the directory is copied into the working directory with its subfolders, so
+    that ``!include`` files, meshes and data files are found by the same relative paths as when a user runs
+    ``moose -i name.i`` inside it.  Both may be given: the folder then supplies the files the text refers to.
+    Auxiliary files (a seed CSV, a mesh, an Exodus file to restart from) are copied next to the input under their own
+    file names.  MOOSE writes its outputs next to the input, so the postprocessor CSV files, the Exodus files and the
+    log are retrieved with globs.
     The standard error is joined into the log because MOOSE prints its ``*** ERROR ***`` blocks there.
 
     With ``checkpoint_interval`` MOOSE writes a checkpoint every so many seconds of wall time into
@@ -168,8 +218,19 @@ class MooseCalculation(CalcJob):
         spec.input(
             'input_file',
             valid_type=(orm.SinglefileData, orm.Str),
+            required=False,
             validator=_validate_input_file,
-            help='The MOOSE input (HIT text), e.g. rendered with aiida_multiscale.engines.moose.hit.render_hit().',
+            help='The MOOSE input (HIT text), e.g. rendered with aiida_multiscale.engines.moose.hit.render_hit(); '
+            'written as metadata.options.input_filename. Required unless input_folder holds the main input.',
+        )
+        spec.input(
+            'input_folder',
+            valid_type=orm.FolderData,
+            required=False,
+            help='An input directory, e.g. FolderData(tree=path), copied into the working directory with its '
+            'subfolders, so that !include files, meshes and data files are found by their paths relative to the main '
+            'input, as when MOOSE is run by hand inside it. Without input_file, its main input is the file named '
+            'metadata.options.input_filename at its top.',
         )
         spec.input_namespace(
             'files',
@@ -220,7 +281,8 @@ class MooseCalculation(CalcJob):
             'metadata.options.input_filename',
             valid_type=str,
             default=cls._DEFAULT_INPUT_FILE,
-            help='Name of the input file in the working directory.',
+            help='Name of the main input file in the working directory; with input_folder and no input_file, the '
+            'name of the main input at the top of that folder (e.g. dogbone3d_elas.i).',
         )
         spec.input(
             'metadata.options.output_filename',
@@ -277,13 +339,14 @@ class MooseCalculation(CalcJob):
             311,
             'ERROR_ABNORMAL_TERMINATION',
             invalidates_cache=True,
-            message='MOOSE was terminated abnormally ({signal}) at time {time}; its outputs are incomplete.',
+            message='MOOSE was terminated abnormally ({signal}) at time {time}{cause}; its outputs are incomplete.',
         )
         # Missing outputs.
         spec.exit_code(
             320,
             'ERROR_MISSING_CSV',
-            message='No postprocessor CSV file was written (set Outputs/csv = true in the input).',
+            message='No postprocessor CSV file was written (set Outputs/csv = true in the input, or '
+            'metadata.options.require_csv = False to take the postprocessors from the Exodus file or the log).',
         )
         spec.exit_code(321, 'ERROR_EMPTY_CSV', message='The postprocessor CSV file {filename} has no data rows.')
         spec.exit_code(
@@ -306,22 +369,24 @@ class MooseCalculation(CalcJob):
     def prepare_for_submission(self, folder):
         """Write the input, list the auxiliary files to copy, and build the command line."""
         options = self.inputs.metadata.options
-        input_node = self.inputs.input_file
-        if isinstance(input_node, orm.Str):
-            text = input_node.value
-        else:
-            text = input_node.get_content(mode='r')
-        with folder.open(options.input_filename, 'w', encoding='utf-8') as handle:
-            handle.write(text)
+        input_node = self.inputs.get('input_file')
+        if input_node is not None:
+            text = input_node.value if isinstance(input_node, orm.Str) else input_node.get_content(mode='r')
+            with folder.open(options.input_filename, 'w', encoding='utf-8') as handle:
+                handle.write(text)
         inputs = [options.input_filename]
         if 'checkpoint_interval' in self.inputs:
             with folder.open(CHECKPOINT_INPUT, 'w', encoding='utf-8') as handle:
                 handle.write(checkpoint_input(self.inputs.checkpoint_interval.value))
             inputs.append(CHECKPOINT_INPUT)
 
-        local_copy_list = [
+        local_copy_list = []
+        if 'input_folder' in self.inputs:
+            # The whole tree, subfolders included, into the working directory itself.
+            local_copy_list.append((self.inputs.input_folder.uuid, None, None))
+        local_copy_list.extend(
             (node.uuid, node.filename, node.filename) for node in (self.inputs.get('files') or {}).values()
-        ]
+        )
 
         cmdline = ['-i', *inputs, '--color', 'off']
         remote_copy_list = []
