@@ -1,6 +1,8 @@
-"""Pure physics helpers of the DFT rung: cubic cells and the strained-cell set."""
+"""Pure helpers of the DFT rung (no database): cubic cells, the strained-cell set, pw.x parameters, setting checks."""
 
-from aiida_multiscale.engines.qe.elastic import elastic_strain, fit_cubic_elastic_constants
+from aiida_multiscale.engines.qe.elastic import elastic_strain, fit_cubic_elastic_constants, shear_constants_change
+from aiida_multiscale.engines.qe.parameters import pw_parameters
+from aiida_multiscale.engines.qe.settings import check_parameters, check_pw_parameters
 from aiida_multiscale.engines.qe.structures import (
     CubicStructureError,
     build_cubic_atoms,
@@ -14,9 +16,13 @@ __all__ = (
     'CubicStructureError',
     'build_cubic_atoms',
     'check_cubic_structure',
+    'check_parameters',
+    'check_pw_parameters',
     'conventional_lattice_parameter',
     'elastic_strain',
     'fit_cubic_elastic_constants',
     'guess_functional',
+    'pw_parameters',
     'reference_lattice',
+    'shear_constants_change',
 )
