@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pathlib
+import re
 
 import numpy as np
 import pytest
 from ase.build import bulk
 from ase.eos import birchmurnaghan
 
-from aiida_multiscale.engines.qe import elastic, structures
+from aiida_multiscale.engines.qe import elastic, parameters, settings, structures
 from aiida_multiscale.physics import eos
 from aiida_multiscale.physics.elasticity import born_stability_violations, bulk_modulus_from_cij
 
@@ -205,3 +206,39 @@ def test_born_stability():
     assert any('C44' in v for v in born_stability_violations(117, 66, -1))
     assert any('C11 + 2 C12' in v for v in born_stability_violations(10, -20, 5))
     assert bulk_modulus_from_cij(117, 66) == pytest.approx(83.0)
+
+
+def test_shear_constants_change():
+    """The k-mesh convergence measure: the larger relative change of C' = (C11-C12)/2 and C44."""
+    assert elastic.shear_constants_change((117, 66, 30), (117, 66, 30)) == 0
+    assert elastic.shear_constants_change((117, 66, 33), (117, 66, 30)) == pytest.approx(0.1)
+    assert elastic.shear_constants_change((120, 66, 30), (117, 66, 30)) == pytest.approx(3 / 51)
+
+
+def test_pw_parameters_completes_a_copy():
+    """Cutoffs (largest over the elements, scaled), conv_thr per cell and moments, the protocol's dict untouched."""
+    protocol = {'SYSTEM': {'occupations': 'smearing'}, 'ELECTRONS': {'conv_thr_per_atom': 1e-10}}
+    cutoffs = {'default': [45.0, 360.0], 'Al': [30.0, 120.0], 'Ni': [40.0, 320.0]}
+    result = parameters.pw_parameters(protocol, ['Al', 'Ni'], 4, cutoffs, 1.25, {'Ni': 0.3})
+    assert protocol == {'SYSTEM': {'occupations': 'smearing'}, 'ELECTRONS': {'conv_thr_per_atom': 1e-10}}
+    assert (result['SYSTEM']['ecutwfc'], result['SYSTEM']['ecutrho']) == (50.0, 400.0)
+    assert result['ELECTRONS'] == {'conv_thr': pytest.approx(4e-10)}
+    assert result['SYSTEM']['nspin'] == 2 and result['SYSTEM']['starting_magnetization'] == {'Ni': 0.3}
+    assert 'nspin' not in parameters.pw_parameters(protocol, ['Al'], 1, cutoffs)['SYSTEM']
+
+
+@pytest.mark.parametrize(
+    ('values', 'message'),
+    [
+        (None, None),
+        ({'SYSTEM': {'ecutwfc': 30}}, None),
+        ({'SYSTEM': {}}, 'SYSTEM.ecutwfc is missing'),
+        ({'SYSTEM': {'ecutwfc': 30}, 'CONTROL': {'calculation': 'vc-relax'}}, 'CONTROL.calculation must be "scf"'),
+    ],
+)
+def test_check_pw_parameters(values, message):
+    if message is None:
+        settings.check_pw_parameters(values)
+        return
+    with pytest.raises(ValueError, match=re.escape(message)):
+        settings.check_pw_parameters(values)
