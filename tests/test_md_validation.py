@@ -254,7 +254,7 @@ def _instantiate(builder):
     return instantiate_process(get_manager().get_runner(), builder.process_class, **builder._inputs(prune=True))
 
 
-def test_deprecated_inputs_mapped_with_a_warning(codes):
+def test_deprecated_inputs_mapped_with_a_warning(codes, caplog):
     """``max_walltime_restarts`` N -> ``max_iterations`` N + 1 and ``options`` -> ``lammps.metadata.options``, with a
     FutureWarning and a report naming the new input; options left out come from the protocol as before."""
     builder = _builder(codes, _al_mm(), max_walltime_restarts=orm.Int(1), options={'max_wallclock_seconds': 60})
@@ -266,7 +266,7 @@ def test_deprecated_inputs_mapped_with_a_warning(codes):
     assert process.ctx.options['max_wallclock_seconds'] == 60
     assert process.ctx.options['resources'] == {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
     assert process.ctx.options['environment_variables'] == {'OMP_NUM_THREADS': '1'}
-    reports = [log.message for log in orm.Log.collection.get_logs_for(process.node)]
+    reports = [record.getMessage() for record in caplog.records]
     assert any('use max_iterations = 2' in message for message in reports)
     assert any('use lammps.metadata.options' in message for message in reports)
 

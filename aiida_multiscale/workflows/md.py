@@ -23,14 +23,8 @@ from aiida_lammps.calculations.raw import LammpsRawCalculation
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.engines.lammps import bicrystal as bicrystal_builder
 from aiida_multiscale.engines.lammps import inputs as scripts
-from aiida_multiscale.engines.lammps import parsing
+from aiida_multiscale.engines.lammps import parsing, settings
 from aiida_multiscale.engines.lammps.potentials import potential_attributes, validate_potential_node
-from aiida_multiscale.engines.lammps.settings import (
-    check_dft_handoff,
-    check_element,
-    check_parameters,
-    check_thresholds,
-)
 from aiida_multiscale.physics.elasticity import born_stability_violations
 from aiida_multiscale.workflows.base import EXIT_OUT_OF_WALLTIME
 from aiida_multiscale.workflows.base.lammps import LammpsRawBaseWorkChain, describe_failure
@@ -80,22 +74,23 @@ def _message(check, *args) -> str | None:
 
 def validate_element(node, _=None):
     """The element must be fcc in its ground state: the bulk cell and the Sigma5 bicrystal are fcc."""
-    return _message(check_element, node.value)
+    return _message(settings.check_element, node.value)
 
 
 def validate_thresholds(node, _=None):
     """Every threshold is a relative error > 0 for a known quantity."""
-    return None if node is None else _message(check_thresholds, node.get_dict(), CHECKED_QUANTITIES)
+    return None if node is None else _message(settings.check_thresholds, node.get_dict(), CHECKED_QUANTITIES)
 
 
 def validate_parameters(node, _=None):
     """Known sections and keys, positive sizes, a symmetric strain set, positive cut-offs and tolerances."""
-    return None if node is None else _message(check_parameters, node.get_dict(), default_inputs()['parameters'])
+    defaults = default_inputs()['parameters']
+    return None if node is None else _message(settings.check_parameters, node.get_dict(), defaults)
 
 
 def validate_dft(value, _=None):
     """Both DFT handoffs or neither, with the quantities the check needs."""
-    return _message(check_dft_handoff, value) if value else None
+    return _message(settings.check_dft_handoff, value) if value else None
 
 
 def validate_max_walltime_restarts(node, _=None):
@@ -234,7 +229,7 @@ class MdWorkChain(ProtocolMixin, WorkChain):
 
         if isinstance(code, str):
             code = orm.load_code(code)
-        check_element(element)
+        settings.check_element(element)
         inputs = cls.get_protocol_inputs(protocol, overrides)
         potential = resolve_potential(potential, element)
         if (dft_eos is None) != (dft_elastic is None):
