@@ -177,7 +177,7 @@ def test_scan_configurations():
 
 # -- parsing recorded runs --------------------------------------------------------------------------------------------
 def test_parse_bulk_al_mm():
-    """Recorded Al_mm run: a0 4.0453 A (FACTS) and Cij equal to ase's EAM energy curvature within 0.5 %."""
+    """Recorded Al_mm run: a0 4.0453 A and Cij equal to ase's EAM (energy minimum and curvature) within 0.5 %."""
     result = parsing.parse_bulk_results((FIXTURES / 'bulk_al_mm' / 'results.dat').read_text())
     assert result['a0'] == pytest.approx(4.0453, rel=2e-4)
     assert result['natoms'] == 108 and abs(result['pressure']) < 1e-3
@@ -206,7 +206,8 @@ def test_raw_parser_accepts_our_output():
 
 
 def test_gb_scan_al_zhou():
-    """Recorded 2 x 2 x 2-cut-off scan of Al_zhou at 120 atoms: minimum 0.357 J/m^2 (FACTS), unshifted ~0.56."""
+    """Recorded 2 x 2 x 2-cut-off scan of Al_zhou at 120 atoms: minimum 0.357 J/m^2 (the size-converged value of a
+    LAMMPS scan at about 1800 atoms), unshifted mirror ~0.56."""
     records = parsing.parse_gb_results((FIXTURES / 'gb_scan_al_zhou' / 'results.dat').read_text())
     assert len(records) == 8
     scan = parsing.analyse_gb_scan(records, cohesive_energy=3.57999865993, min_distance=0.75 * 4.0817 / math.sqrt(2))
