@@ -155,7 +155,11 @@ def test_builders_use_protocol_options_and_options_override(codes, pseudo_family
     md = MdWorkChain.get_builder_from_protocol(
         codes['lmp'], 'Al', protocol='fast', overrides={'options': {'max_wallclock_seconds': 900}}
     )
-    assert md.options == {**PROTOCOL, 'max_wallclock_seconds': 900}
+    assert md.lammps.metadata.options == {
+        **PROTOCOL,
+        'max_wallclock_seconds': 900,
+        'environment_variables': {'OMP_NUM_THREADS': '1'},
+    }
     with pytest.raises(ResourceError, match='MD rung'):
         MdWorkChain.get_builder_from_protocol(codes['lmp'], 'Al', options={'num_mpiprocs_per_machine': 2})
     phase_field = PhaseFieldWorkChain.get_builder_from_protocol(
