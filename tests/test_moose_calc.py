@@ -119,3 +119,71 @@ def test_dry_run_command_line(codes, tmp_path):
 
     script = (pathlib.Path(folder) / '_aiidasubmit.sh').read_text()
     assert "'-i' 'moose.i' '--color' 'off' '--n-threads=2' 'Executioner/num_steps=1'  > 'moose.log' 2>&1" in script
+
+
+def _tree(root, main: str = 'case.i') -> orm.FolderData:
+    """An input directory as users keep one: the main input, an ``!include``d file and a data file in subfolders."""
+    (root / 'common').mkdir(parents=True)
+    (root / 'data').mkdir()
+    text = _input('data/boundary.csv').replace('  csv = true\n', '  csv = false\n')
+    executioner = text[text.index('[Executioner]') : text.index('[]', text.index('[Executioner]')) + 3]
+    (root / 'common' / 'solver.i').write_text(executioner)
+    (root / main).write_text(text.replace(executioner, '!include common/solver.i\n'))
+    (root / 'data' / 'boundary.csv').write_text('0,2\n1,2\n')
+    return orm.FolderData(tree=root)
+
+
+@pytest.mark.real_code
+def test_real_run_of_an_input_folder(codes, tmp_path):
+    """A FolderData with subfolders: `!include` and a data file found by their relative paths; no CSV written."""
+    builder = _builder(codes['moose'], input_folder=_tree(tmp_path / 'case'))
+    builder.metadata.options.input_filename = 'case.i'
+    builder.metadata.options.require_csv = False
+    results, node = run_get_node(builder)
+    assert node.exit_status == 0, node.exit_message
+    parameters = results['output_parameters'].get_dict()
+    assert parameters['csv_file'] is None and parameters['postprocessors_source'] == 'exodus'
+    assert parameters['time'] == pytest.approx(0.2) and parameters['num_time_steps'] == 2
+    # boundary value 2 from data/boundary.csv (as in the flat-file test above)
+    assert 0.5 < parameters['postprocessors']['average'] < 1.0
+    np.testing.assert_allclose(results['postprocessors'].get_array('time'), [0.0, 0.1, 0.2])
+    # the folder's own files are inputs, not outputs, even where the retrieve globs reach them
+    assert results['exodus'].filename == 'result.e'
+
+
+def test_dry_run_copies_the_input_tree(codes, tmp_path):
+    builder = _builder(codes['moose'], input_folder=_tree(tmp_path / 'case'))
+    builder.metadata.options.input_filename = 'case.i'
+    builder.metadata.dry_run = True
+    builder.metadata.store_provenance = False
+    _, node = run_get_node(builder)
+    import pathlib
+
+    folder = pathlib.Path(node.dry_run_info['folder'])
+    assert (folder / 'common' / 'solver.i').is_file() and (folder / 'data' / 'boundary.csv').is_file()
+    assert '!include common/solver.i' in (folder / 'case.i').read_text()
+    assert "'-i' 'case.i' '--color' 'off'" in (folder / '_aiidasubmit.sh').read_text()
+
+
+@pytest.mark.parametrize(
+    ('arguments', 'input_filename', 'match'),
+    [
+        ({}, 'moose.i', 'give input_file'),
+        ({'folder': True}, 'moose.i', r"no file 'moose.i' at its top: .* \(inputs at the top: case.i\)"),
+        ({'folder': True}, 'common/solver.i', 'must be a plain file name'),
+        ({'folder': True, 'input_file': True}, 'case.i', 'which input_file would overwrite'),
+        ({'folder': True, 'files': True}, 'case.i', 'input_folder already holds'),
+    ],
+)
+def test_input_folder_validation(codes, tmp_path, arguments, input_filename, match):
+    kwargs = {}
+    if arguments.get('folder'):
+        kwargs['input_folder'] = _tree(tmp_path / 'case')
+    if arguments.get('input_file'):
+        kwargs['input_file'] = orm.Str(_input())
+    if arguments.get('files'):
+        kwargs['files'] = {'clash': _file(b'x', 'data')}
+    builder = _builder(codes['moose'], **kwargs)
+    builder.metadata.options.input_filename = input_filename
+    with pytest.raises(ValueError, match=match):
+        run_get_node(builder)

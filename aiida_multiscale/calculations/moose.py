@@ -383,7 +383,7 @@ class MooseCalculation(CalcJob):
         local_copy_list = []
         if 'input_folder' in self.inputs:
             # The whole tree, subfolders included, into the working directory itself.
-            local_copy_list.append((self.inputs.input_folder.uuid, None, None))
+            local_copy_list.append((self.inputs.input_folder.uuid, '', ''))
         local_copy_list.extend(
             (node.uuid, node.filename, node.filename) for node in (self.inputs.get('files') or {}).values()
         )
