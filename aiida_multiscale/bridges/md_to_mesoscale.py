@@ -34,7 +34,7 @@ ASSUMPTION_UNITS = {
 
 
 def make_assumptions(values: dict) -> HandoffData:
-    """Build the ``assumptions`` HandoffData from ``{name: {value, unit, std, source}}`` (not stored).
+    """Build the ``assumptions`` HandoffData from ``{name: {value, unit, std, source or note}}`` (not stored).
 
     Each note starts with "assumed" and names the source, so the provenance graph shows the numbers as assumptions.
     """
@@ -43,12 +43,14 @@ def make_assumptions(values: dict) -> HandoffData:
         if name not in values:
             raise ValueError(f'assumptions: {name!r} is missing; give value, unit, std and source')
         spec = values[name]
-        source = spec.get('source') or 'user input'
+        note = spec.get('note') or f'assumed; source: {spec.get("source") or "user input"}'
+        if not note.startswith('assumed'):
+            raise ValueError(f'assumptions: the note of {name!r} must start with "assumed", got {note!r}')
         quantities[name] = {
             'value': spec['value'],
             'unit': spec.get('unit', ASSUMPTION_UNITS[name]),
             'std': spec.get('std'),
-            'note': f'assumed; source: {source}',
+            'note': note,
         }
     return HandoffData(quantities, producer='assumption', from_scale='user', to_scale='mesoscale')
 

@@ -17,7 +17,8 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.physics.elements import MELTING_POINTS
 from aiida_multiscale.workflows.functions.md import compare_potential_with_dft
-from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
+from aiida_multiscale.workflows.phase_field import resolve_anneal
+from aiida_multiscale.workflows.protocols.utils import ProtocolMixin, load_protocol_file, merge_overrides
 from aiida_multiscale.workflows.validation import (
     check_anneal,
     check_element,
@@ -277,31 +278,29 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             inputs.pop(key, None)
         return inputs
 
+    @classmethod
+    def get_protocol_inputs(cls, protocol: str | None = None, overrides: t.Mapping | None = None) -> dict:
+        """The chain's protocol, plus ``assumptions``: the phase-field protocol's ``anneal``, their one home."""
+        inputs = super().get_protocol_inputs(protocol)
+        inputs['assumptions'] = load_protocol_file('phase_field')['default_inputs']['anneal']
+        return merge_overrides(inputs, overrides, cls._open_paths)
+
     @staticmethod
-    def _build_assumptions(element: str, spec: dict, temperature, anneal_time) -> dict:
-        """Resolve the protocol's assumptions: homologous temperature, relative std, user values (with a source)."""
-        result = {}
-        for name, entry in spec.items():
-            entry = dict(entry)
-            if 'relative_std' in entry:
-                entry['std'] = entry.pop('relative_std') * entry['value']
-            result[name] = entry
-        temp = result['temperature']
+    def _build_assumptions(element: str, anneal: dict, temperature, anneal_time) -> dict:
+        """The assumed anneal as ``{name: {value, unit, std, note}}``: user values first, then the protocol's."""
+        anneal = {name: dict(entry) for name, entry in anneal.items()}
+        user = 'user input (launch argument)'
         if temperature is not None:
-            temp.update(value=float(temperature), unit='K', source='user input (launch argument)')
-            temp.pop('homologous', None)
-        elif 'value' not in temp:
-            fraction = temp.pop('homologous')
-            if element not in MELTING_POINTS:
-                raise ValueError(
-                    f'temperature: the melting point of {element} is not in the table (CRC Handbook); give the '
-                    'anneal temperature in K explicitly (temperature=...)'
-                )
-            temp['value'] = fraction * MELTING_POINTS[element]
-            temp['source'] = f'{temp.get("source", "")} ({fraction} x {MELTING_POINTS[element]} K)'.strip()
+            std = anneal['temperature'].get('std')
+            anneal['temperature'] = {'value': float(temperature), 'unit': 'K', 'std': std, 'source': user}
         if anneal_time is not None:
-            result['anneal_time'].update(value=float(anneal_time), unit='s', source='user input (launch argument)')
-        return result
+            anneal['anneal_time'].update(value=float(anneal_time), unit='s', source=user)
+        if 'value' not in anneal['temperature'] and element not in MELTING_POINTS:
+            raise ValueError(
+                f'temperature: the melting point of {element} is not in the table (CRC Handbook); give the '
+                'anneal temperature in K explicitly (temperature=...)'
+            )
+        return resolve_anneal(anneal, MELTING_POINTS.get(element))
 
     # -- steps -------------------------------------------------------------------------------------------------------
     def _check_rung(self, name: str, label: str):
