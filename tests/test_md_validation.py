@@ -11,6 +11,7 @@ import math
 
 import pytest
 from aiida import orm
+from aiida.common.warnings import AiidaDeprecationWarning
 from aiida.engine import run
 from click.testing import CliRunner
 
@@ -256,10 +257,10 @@ def _instantiate(builder):
 
 def test_deprecated_inputs_mapped_with_a_warning(codes, caplog):
     """``max_walltime_restarts`` N -> ``max_iterations`` N + 1 and ``options`` -> ``lammps.metadata.options``, with a
-    FutureWarning and a report naming the new input; options left out come from the protocol as before."""
+    deprecation warning and a report naming the new input; options left out come from the protocol as before."""
     builder = _builder(codes, _al_mm(), max_walltime_restarts=orm.Int(1), options={'max_wallclock_seconds': 60})
     process = _instantiate(builder)
-    with pytest.warns(FutureWarning) as caught:
+    with pytest.warns(AiidaDeprecationWarning) as caught:
         process.setup()
     assert {str(w.message).split('`')[1] for w in caught} == {'max_walltime_restarts', 'options'}
     assert process.ctx.max_iterations == 2

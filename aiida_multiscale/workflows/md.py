@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import math
 import typing as t
-import warnings
 
 from aiida import orm
 from aiida.common import AttributeDict
@@ -26,7 +25,7 @@ from aiida_multiscale.engines.lammps import inputs as scripts
 from aiida_multiscale.engines.lammps import parsing, settings
 from aiida_multiscale.engines.lammps.potentials import potential_attributes, validate_potential_node
 from aiida_multiscale.physics.elasticity import born_stability_violations
-from aiida_multiscale.workflows.base import EXIT_OUT_OF_WALLTIME
+from aiida_multiscale.workflows.base import EXIT_OUT_OF_WALLTIME, warn_deprecated_input
 from aiida_multiscale.workflows.base.lammps import LammpsRawBaseWorkChain, describe_failure
 from aiida_multiscale.workflows.functions.md import (
     CHECKED_QUANTITIES,
@@ -250,11 +249,6 @@ class MdWorkChain(ProtocolMixin, WorkChain):
         builder.lammps.metadata.options = resolve_options('md', code, inputs.get('options'), options)
         return builder
 
-    def _deprecated(self, old: str, new: str) -> None:
-        message = f'the input `{old}` is deprecated: use {new}'
-        warnings.warn(message, FutureWarning, stacklevel=2)
-        self.report(message)
-
     def setup(self):
         """Complete parameters and options from the protocol, map deprecated inputs, read the potential's attributes."""
         self.ctx.parameters = merged_parameters(self.inputs.get('parameters'))
@@ -263,12 +257,12 @@ class MdWorkChain(ProtocolMixin, WorkChain):
         self.ctx.max_iterations = self.inputs.max_iterations.value
         if 'max_walltime_restarts' in self.inputs:
             self.ctx.max_iterations = self.inputs.max_walltime_restarts.value + 1
-            self._deprecated(
-                'max_walltime_restarts', f'max_iterations = {self.ctx.max_iterations} (the first run counts)'
+            warn_deprecated_input(
+                self, 'max_walltime_restarts', f'max_iterations = {self.ctx.max_iterations} (the first run counts)'
             )
         options = dict(self.inputs.get('lammps', {}).get('metadata', {}).get('options', {}))
         if 'options' in self.inputs:
-            self._deprecated('options', 'lammps.metadata.options')
+            warn_deprecated_input(self, 'options', 'lammps.metadata.options')
             options.update(self.inputs.options)
         for key, value in default_inputs()['options'].items():
             if options.get(key) in (None, {}):  # not given (environment_variables defaults to {})

@@ -16,7 +16,10 @@ themselves.
 
 from __future__ import annotations
 
+import warnings
+
 from aiida import orm
+from aiida.common.warnings import AiidaDeprecationWarning
 
 __all__ = (
     'DEFAULT_MAX_WALLCLOCK_SECONDS_LIMIT',
@@ -24,6 +27,7 @@ __all__ = (
     'WALLTIME_FACTOR',
     'define_walltime_limit',
     'next_walltime',
+    'warn_deprecated_input',
 )
 
 #: Factor on ``max_wallclock_seconds`` when a run killed at its walltime is resubmitted without progress.
@@ -68,3 +72,13 @@ def next_walltime(seconds: int | float | None, limit: int) -> int | None:
     if seconds >= limit:
         return None
     return int(min(WALLTIME_FACTOR * seconds, limit))
+
+
+def warn_deprecated_input(workchain, old: str, new: str) -> None:
+    """Say that the input ``old`` is deprecated and what replaced it: a warning for scripts, a report for the graph.
+
+    The one deprecation path of the rungs' renamed inputs (``max_walltime_restarts``, ``walltime_restarts``, ...).
+    """
+    message = f'the input `{old}` is deprecated: use {new}'
+    warnings.warn(message, AiidaDeprecationWarning, stacklevel=2)
+    workchain.report(f'warning: {message}')

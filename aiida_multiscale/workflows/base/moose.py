@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import warnings
 
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.common.warnings import AiidaDeprecationWarning
 from aiida.engine import BaseRestartWorkChain, ExitCode, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
-from aiida_multiscale.workflows.base import EXIT_OUT_OF_WALLTIME, define_walltime_limit, next_walltime
+from aiida_multiscale.workflows.base import (
+    EXIT_OUT_OF_WALLTIME,
+    define_walltime_limit,
+    next_walltime,
+    warn_deprecated_input,
+)
 
 __all__ = (
     'TIME_STEP_CUT',
@@ -183,14 +186,13 @@ def max_iterations_with_walltime_restarts(inputs) -> int:
 
 def warn_walltime_restarts(workchain) -> None:
     """The deprecation warning (and report) for ``walltime_restarts``, naming what replaced it."""
-    if 'walltime_restarts' not in workchain.inputs:
-        return
-    message = (
-        'the input `walltime_restarts` is deprecated: every resubmission now counts against `max_iterations` (the '
-        'walltime bound is `max_wallclock_seconds_limit`); it is taken as max_iterations >= walltime_restarts + 1'
-    )
-    warnings.warn(message, AiidaDeprecationWarning, stacklevel=2)
-    workchain.report(f'warning: {message}')
+    if 'walltime_restarts' in workchain.inputs:
+        warn_deprecated_input(
+            workchain,
+            'walltime_restarts',
+            'max_iterations, which counts every resubmission (the walltime bound is `max_wallclock_seconds_limit`); '
+            'it is taken as max_iterations >= walltime_restarts + 1',
+        )
 
 
 def define_walltime_restarts(spec) -> None:
