@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
+from click.testing import CliRunner
 
 from aiida_multiscale.calculations.moose import MooseCalculation
+from aiida_multiscale.cli import cli
 from aiida_multiscale.engines.moose.hit import render_hit
 
 
@@ -187,3 +190,49 @@ def test_input_folder_validation(codes, tmp_path, arguments, input_filename, mat
     builder.metadata.options.input_filename = input_filename
     with pytest.raises(ValueError, match=match):
         run_get_node(builder)
+
+
+@pytest.mark.parametrize(
+    ('arguments', 'message'),
+    [
+        (['nowhere.i'], 'nowhere.i: no such input file'),
+        (['common/solver.i', '--folder', '{root}'], 'is not at the top of --folder'),
+        (['case.i', '--folder', '{root}', '--override', 'Outputs/file_base=/tmp/x'], 'cmdline'),
+        (['case.i', '--folder', '{root}', '--code', 'nope@nowhere'], '--code'),
+    ],
+)
+def test_cli_errors_before_submission(codes, tmp_path, monkeypatch, arguments, message):
+    root = tmp_path / 'case'
+    _tree(root)
+    monkeypatch.chdir(tmp_path)
+    arguments = [argument.format(root=root) for argument in arguments]
+    result = CliRunner().invoke(cli, ['launch', 'moose', *arguments])
+    assert result.exit_code == 1, result.output
+    assert message in result.output and 'Traceback' not in result.output
+
+
+def test_cli_dry_run(codes, tmp_path):
+    root = tmp_path / 'case'
+    _tree(root)
+    result = CliRunner().invoke(
+        cli,
+        ['launch', 'moose', str(root / 'case.i'), '--folder', str(root), '--threads', '2', '--dry-run']
+        + ['--override', 'Executioner/num_steps=1', '--max-wallclock-seconds', '600'],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.splitlines()[-1])
+    assert summary['input_filename'] == 'case.i' and summary['input_folder'] == str(root)
+    assert summary['cmdline'] == ['Executioner/num_steps=1']
+    assert summary['options']['max_wallclock_seconds'] == 600 and summary['options']['require_csv'] is False
+
+
+@pytest.mark.real_code
+def test_cli_foreground_run(codes, tmp_path, monkeypatch):
+    """`launch moose INPUT --folder DIR`, as a MOOSE user would type it in the input's directory."""
+    root = tmp_path / 'case'
+    _tree(root)
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(cli, ['launch', 'moose', 'case.i', '--folder', '.', '--foreground'])
+    assert result.exit_code == 0, result.output
+    assert 'postprocessors from the exodus' in result.output
+    assert 'average = 0.' in result.output
