@@ -4,22 +4,33 @@ from __future__ import annotations
 
 import functools
 import math
+import typing as t
 
-import pint
+if t.TYPE_CHECKING:
+    import pint
 
-__all__ = ('BOLTZMANN_EV', 'convert', 'factor', 'is_finite_number', 'parse_unit', 'ureg')
+__all__ = ('BOLTZMANN_EV', 'convert', 'factor', 'is_finite_number', 'parse_unit', 'ureg')  # noqa: F822 (made lazily)
 
 
 @functools.lru_cache(maxsize=1)
 def _registry() -> pint.UnitRegistry:
-    # One registry only: pint quantities from different registries cannot be combined.
+    # One registry only: pint quantities from different registries cannot be combined.  Built on first use, not on
+    # import: it takes a large part of a second, which every `aiida-multiscale` command would pay at start-up.
+    import pint
+
     return pint.UnitRegistry()
 
 
-ureg = _registry()
-
-#: Boltzmann's constant in eV/K (CODATA 2018, exact in the 2019 SI), from pint's own constants: the only one.
-BOLTZMANN_EV = float((1 * ureg.boltzmann_constant).to('eV/K').magnitude)
+def __getattr__(name: str):
+    # ``ureg`` (the registry) and ``BOLTZMANN_EV`` (Boltzmann's constant in eV/K, CODATA 2018, exact in the 2019 SI,
+    # from pint's own constants: the only one in the package) are made on first access.
+    if name == 'ureg':
+        return _registry()
+    if name == 'BOLTZMANN_EV':
+        value = float((1 * _registry().boltzmann_constant).to('eV/K').magnitude)
+        globals()['BOLTZMANN_EV'] = value
+        return value
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 
 def parse_unit(unit: str) -> pint.Unit:
@@ -32,8 +43,10 @@ def parse_unit(unit: str) -> pint.Unit:
     text = unit.strip() or 'dimensionless'
     if text == '1':
         text = 'dimensionless'
+    import pint
+
     try:
-        return ureg.Unit(text)
+        return _registry().Unit(text)
     except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, AttributeError, TypeError) as exc:
         raise ValueError(
             f'unknown unit {unit!r}: write it as pint understands it, e.g. "GPa", "J/m^2", "angstrom"'
@@ -44,6 +57,8 @@ def parse_unit(unit: str) -> pint.Unit:
 
 def convert(value: float, from_unit: str, to_unit: str) -> float:
     """Convert a plain number between units; raises ``ValueError`` if the dimensions differ."""
+    import pint
+
     try:
         result = (value * parse_unit(from_unit)).to(parse_unit(to_unit)).magnitude
     except pint.errors.DimensionalityError as exc:
