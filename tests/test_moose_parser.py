@@ -216,6 +216,15 @@ def test_root_cause_first_error_of_the_log():
         "terminate called after throwing an instance of 'libMesh::LogicError'\n  what():  other\n"
     )
     assert root_cause(text) == 'libMesh error: Zero pivot in LU factorization'
+    # MUMPS asked for (a solver this build lacks): PETSc's generic line is a link, the specific one comes second
+    text = (
+        '[0]PETSC ERROR: --------------------- Error Message ---------------------------------------\n'
+        '[0]PETSC ERROR: See https://petsc.org/release/overview/linear_solve_table/ for possible LU and Cholesky '
+        'solvers\n[0]PETSC ERROR: Could not locate solver type mumps for factorization type LU and matrix type '
+        'seqaij. Perhaps you must ./configure with --download-mumps\n'
+        '[0]PETSC ERROR: See https://petsc.org/release/faq/ for trouble shooting.\n'
+    )
+    assert root_cause(text).startswith('PETSc error: Could not locate solver type mumps for factorization type LU')
     text = "terminate called after throwing an instance of 'std::bad_alloc'\n  what():  std::bad_alloc\n"
     assert root_cause(text) == 'std::bad_alloc: std::bad_alloc'
     assert parse_log(text)['aborted']

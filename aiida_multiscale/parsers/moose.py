@@ -42,7 +42,12 @@ _DTMIN = (
 _PETSC_BLOCK = re.compile(r'^\[\d+\]PETSC ERROR: -+ Error Message -+\s*$', re.MULTILINE)
 _PETSC_LINE = re.compile(r'^\[\d+\]PETSC ERROR: (.*)$')
 #: Where PETSc's own message ends and its report (unused options, version, configure line, stack) begins.
-_PETSC_END = ('WARNING! There are unused option', 'See https://petsc.org', 'PETSc Release Version', 'Option left:')
+_PETSC_END = (
+    'WARNING! There are unused option',
+    'See https://petsc.org/release/faq',
+    'PETSc Release Version',
+    'Option left:',
+)
 _LIBMESH = re.compile(r'^libMesh terminating:\s*\n(.+)$', re.MULTILINE)
 _TERMINATE = re.compile(
     r"^terminate called after throwing an instance of '([^']+)'\s*\n\s*what\(\):\s*(.+)$", re.MULTILINE
