@@ -12,9 +12,9 @@ __all__ = ('cmd_launch_phase_field',)
 
 def _defaults() -> dict:
     """The stand-alone interface of the protocol file (the one home of these assumptions): ``{name: quantity}``."""
-    from aiida_multiscale.workflows.phase_field import PhaseFieldWorkChain
+    from aiida_multiscale.workflows.protocols.anneal import standalone_interface
 
-    return PhaseFieldWorkChain.standalone_interface()
+    return standalone_interface()
 
 
 def _default(name: str) -> str:

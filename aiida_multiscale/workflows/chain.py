@@ -17,7 +17,7 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.physics.elements import MELTING_POINTS
 from aiida_multiscale.workflows.functions.md import compare_potential_with_dft
-from aiida_multiscale.workflows.phase_field import resolve_anneal
+from aiida_multiscale.workflows.protocols.anneal import resolve_anneal
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin, load_protocol_file, merge_overrides
 from aiida_multiscale.workflows.validation import (
     check_anneal,

@@ -36,9 +36,10 @@ from aiida_multiscale.workflows.functions.phase_field import (
     initial_polycrystal,
     parameters_with_defaults,
 )
+from aiida_multiscale.workflows.protocols.anneal import standalone_interface
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 
-__all__ = ('PhaseFieldWorkChain', 'resolve_anneal')
+__all__ = ('PhaseFieldWorkChain',)
 
 #: Inputs of the MooseBaseWorkChain that the rung sets itself for every cycle: the model and its files, the threads
 #: (``parameters.threads``), the recovery (the base chain's own business).
@@ -51,33 +52,6 @@ _EXCLUDED_INPUTS = (
     'moose.parent_folder',
     'moose.recover',
 )
-
-
-def resolve_anneal(anneal: dict, melting_point: float | None = None) -> dict:
-    """Quantities ``{name: {value, unit, std, note}}`` from the protocol's ``anneal`` assumptions.
-
-    ``relative_std`` becomes ``std``; a temperature given as ``homologous`` becomes ``homologous x melting_point`` (K);
-    every note is ``assumed; source: ...``.
-    """
-    quantities = {}
-    for name, entry in anneal.items():
-        entry = dict(entry)
-        source = entry.pop('source', None) or 'user input'
-        if 'relative_std' in entry:
-            entry['std'] = entry.pop('relative_std') * entry['value']
-        if 'value' not in entry and 'homologous' in entry:
-            if melting_point is None:
-                raise ValueError(f'{name}: a homologous temperature needs the melting point of the element')
-            fraction = entry['homologous']
-            entry['value'] = fraction * melting_point
-            source = f'{source} ({fraction} x {melting_point} K)'
-        quantities[name] = {
-            'value': entry['value'],
-            'unit': entry['unit'],
-            'std': entry.get('std'),
-            'note': f'assumed; source: {source}',
-        }
-    return quantities
 
 
 # ---------------------------------------------------------------------------------------------------- validators
@@ -276,9 +250,7 @@ class PhaseFieldWorkChain(ProtocolMixin, WorkChain):
     @classmethod
     def standalone_interface(cls, inputs: dict | None = None) -> dict:
         """The interface quantities of a stand-alone run: the protocol's ``anneal`` and ``gb_energy`` (assumed)."""
-        inputs = inputs if inputs is not None else cls.get_protocol_inputs()
-        melting_point = inputs['melting_point']['value']
-        return resolve_anneal({'gb_energy': inputs['gb_energy'], **inputs['anneal']}, melting_point)
+        return standalone_interface(inputs if inputs is not None else cls.get_protocol_inputs())
 
     # ------------------------------------------------------------------------------------------------- steps
     def setup(self):
