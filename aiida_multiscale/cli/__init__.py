@@ -17,5 +17,15 @@ def cmd_launch():
 
 
 # The subcommands register themselves on `cli` / `cmd_launch` when imported, so they must come after both exist.
-from aiida_multiscale.cli import chain, demo, launch_dft, launch_fem, launch_md, launch_phase_field, setup  # noqa: E402,F401
-from aiida_multiscale.cli import launch_moose, reproduce, serve  # noqa: E402,F401
+from aiida_multiscale.cli import (  # noqa: E402,F401
+    chain,
+    demo,
+    launch_dft,
+    launch_fem,
+    launch_md,
+    launch_moose,
+    launch_phase_field,
+    reproduce,
+    serve,
+    setup,
+)
