@@ -136,7 +136,7 @@ def create_app(read_only: bool = True) -> Flask:
     def chain_eos(uuid):
         from aiida.common.links import LinkType
 
-        from aiida_multiscale.cli.demo import _plot_eos
+        from aiida_multiscale.provenance.pictures import plot_eos
 
         node = _load(uuid)
         rungs = {
@@ -145,7 +145,7 @@ def create_app(read_only: bool = True) -> Flask:
         if 'dft' not in rungs or not rungs['dft'].is_finished_ok:
             abort(404, description='the DFT rung of this chain has not finished')
         with tempfile.TemporaryDirectory() as folder:
-            path = _plot_eos(rungs['dft'], pathlib.Path(folder) / 'eos.png')
+            path = plot_eos(rungs['dft'], pathlib.Path(folder) / 'eos.png')
             content = path.read_bytes()
         return send_file(io.BytesIO(content), mimetype='image/png')
 
