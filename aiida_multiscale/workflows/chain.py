@@ -237,7 +237,7 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             codes['pw'], element=element, protocol=inputs['dft']['protocol'], overrides=inputs['dft']['overrides'],
             options=rung_options['dft'], **kwargs,
         )  # fmt: skip
-        if message := check_pseudo_family(element, dft.pseudo_family.value):
+        if message := check_pseudo_family([element], dft.pseudo_family.value):
             raise ValueError(message)
         builder.dft = cls._prune(dft, ('element', 'structure'))
 

@@ -7,7 +7,6 @@ import typing as t
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import WorkChain, append_, while_
-from aiida_pseudo.groups.family import PseudoPotentialFamily
 from aiida_quantumespresso.calculations.functions.create_kpoints_from_distance import create_kpoints_from_distance
 
 from aiida_multiscale.data.handoff import HandoffData
@@ -29,6 +28,7 @@ from aiida_multiscale.workflows.functions.dft import (
     strain_structure,
 )
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin, load_protocol_file
+from aiida_multiscale.workflows.validation import check_pseudo_family, message_of
 
 __all__ = ('DftWorkChain', 'default_parameters')
 
@@ -78,32 +78,14 @@ def _parameters_help() -> str:
 
 
 # -- validators: bad input is refused before anything is submitted, with a message that says how to fix it -------------
-def _load_family(label: str):
-    query = orm.QueryBuilder().append(PseudoPotentialFamily, filters={'label': label}, subclassing=True)
-    return query.first(flat=True)
-
-
-def _family_labels() -> list[str]:
-    return sorted(orm.QueryBuilder().append(PseudoPotentialFamily, project='label', subclassing=True).all(flat=True))
-
-
-def _message(check, *args, prefix: str = '') -> str | None:
-    """The message of the ``ValueError`` that a pure check of :mod:`aiida_multiscale.engines.qe` raises, or None."""
-    try:
-        check(*args)
-    except ValueError as exc:
-        return f'{prefix}{exc}'
-    return None
-
-
 def validate_parameters(node, _=None):
     """Check the ``parameters`` Dict: known keys, sensible EOS grid and a strain set symmetric about zero."""
-    return None if node is None else _message(check_parameters, node.get_dict(), default_parameters())
+    return None if node is None else message_of(check_parameters, node.get_dict(), default_parameters())
 
 
 def validate_element(node, _=None):
     """The element must be a chemical symbol with a monatomic cubic ground state."""
-    return None if node is None else _message(cubic.reference_lattice, node.value, prefix='element: ')
+    return None if node is None else message_of(cubic.reference_lattice, node.value, prefix='element: ')
 
 
 def validate_structure(node, _=None):
@@ -112,7 +94,7 @@ def validate_structure(node, _=None):
         return None
     atoms = node.get_ase()
     arrays = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
-    return _message(cubic.check_cubic_structure, *arrays, prefix='structure: ')
+    return message_of(cubic.check_cubic_structure, *arrays, prefix='structure: ')
 
 
 def validate_inputs(inputs, _=None):
@@ -130,25 +112,13 @@ def validate_inputs(inputs, _=None):
                 'code (e.g. pw@localhost, made by `aiida-multiscale setup`)'
             )
 
-    label = inputs['pseudo_family'].value
-    family = _load_family(label)
-    if family is None:
-        available = ', '.join(_family_labels()) or 'none'
-        return (
-            f'pseudo_family: no pseudopotential family {label!r} (available: {available}); create it with '
-            '`aiida-multiscale setup` or `aiida-pseudo install family FOLDER LABEL -P pseudo.upf`'
-        )
     elements = [inputs['element'].value] if has_element else sorted(inputs['structure'].get_symbols_set())
-    missing = [element for element in elements if element not in family.elements]
-    if missing:
-        return (
-            f'pseudo_family: family {label!r} has no pseudopotential for {", ".join(missing)} (it has '
-            f'{", ".join(sorted(family.elements))}): choose another family or add the UPF file to it'
-        )
+    if message := check_pseudo_family(elements, inputs['pseudo_family'].value):
+        return message
 
     parameters = inputs.get('scf', {}).get('pw', {}).get('parameters')
     parameters = parameters.get_dict() if parameters is not None else None
-    return _message(check_pw_parameters, parameters, prefix='scf.pw.parameters.')
+    return message_of(check_pw_parameters, parameters, prefix='scf.pw.parameters.')
 
 
 class DftWorkChain(ProtocolMixin, WorkChain):
@@ -303,7 +273,7 @@ class DftWorkChain(ProtocolMixin, WorkChain):
             **default_parameters(),
             **(self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}),
         }
-        family = _load_family(self.inputs.pseudo_family.value)
+        family = orm.Group.collection.get(label=self.inputs.pseudo_family.value)
         if 'element' in self.inputs:
             pseudo = family.get_pseudo(self.inputs.element.value)
             functional = orm.Str(cubic.guess_functional(pseudo.get_content()))

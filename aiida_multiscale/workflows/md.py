@@ -38,6 +38,7 @@ from aiida_multiscale.workflows.functions.md import (
     merged_parameters,
 )
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
+from aiida_multiscale.workflows.validation import message_of
 
 __all__ = ('MdWorkChain',)
 
@@ -63,33 +64,25 @@ EXIT_CODES = (
 
 
 # -- validators: bad input is refused before anything is submitted ---------------------------------------------------
-def _message(check, *args) -> str | None:
-    try:
-        check(*args)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
 def validate_element(node, _=None):
     """The element must be fcc in its ground state: the bulk cell and the Sigma5 bicrystal are fcc."""
-    return _message(settings.check_element, node.value)
+    return message_of(settings.check_element, node.value)
 
 
 def validate_thresholds(node, _=None):
     """Every threshold is a relative error > 0 for a known quantity."""
-    return None if node is None else _message(settings.check_thresholds, node.get_dict(), CHECKED_QUANTITIES)
+    return None if node is None else message_of(settings.check_thresholds, node.get_dict(), CHECKED_QUANTITIES)
 
 
 def validate_parameters(node, _=None):
     """Known sections and keys, positive sizes, a symmetric strain set, positive cut-offs and tolerances."""
     defaults = default_inputs()['parameters']
-    return None if node is None else _message(settings.check_parameters, node.get_dict(), defaults)
+    return None if node is None else message_of(settings.check_parameters, node.get_dict(), defaults)
 
 
 def validate_dft(value, _=None):
     """Both DFT handoffs or neither, with the quantities the check needs."""
-    return _message(settings.check_dft_handoff, value) if value else None
+    return message_of(settings.check_dft_handoff, value) if value else None
 
 
 def validate_max_walltime_restarts(node, _=None):

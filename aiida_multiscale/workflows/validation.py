@@ -6,6 +6,8 @@ a pseudopotential family without the element is refused with a message that name
 
 from __future__ import annotations
 
+import typing as t
+
 from aiida import orm
 from aiida.plugins import WorkflowFactory
 
@@ -14,6 +16,7 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.physics.elements import MELTING_POINTS
 
 __all__ = (
+    'message_of',
     'check_anneal',
     'check_element',
     'check_potential_species',
@@ -49,19 +52,32 @@ def check_anneal(element: str | None, temperature: float, anneal_time: float) ->
     return None
 
 
-def check_pseudo_family(element: str, label: str) -> str | None:
-    """None if the aiida-pseudo family ``label`` exists and has a pseudopotential for ``element``."""
-    from aiida.common.exceptions import NotExistent
-
+def message_of(check, *args, prefix: str = '') -> str | None:
+    """A port validator's answer from a pure check of :mod:`aiida_multiscale.engines`: its error's text, or None."""
     try:
-        family = orm.Group.collection.get(label=label)
-    except NotExistent:
-        return f'pseudo_family: no family {label!r}; run `aiida-multiscale setup` or `aiida-pseudo list`'
-    elements = getattr(family, 'elements', None)
-    if elements is not None and element not in elements:
+        check(*args)
+    except ValueError as exc:
+        return f'{prefix}{exc}'
+    return None
+
+
+def check_pseudo_family(elements: t.Iterable[str], label: str) -> str | None:
+    """None if the aiida-pseudo family ``label`` exists and has a pseudopotential for every one of ``elements``."""
+    from aiida_pseudo.groups.family import PseudoPotentialFamily
+
+    query = orm.QueryBuilder().append(PseudoPotentialFamily, filters={'label': label}, subclassing=True)
+    family = query.first(flat=True)
+    if family is None:
+        labels = orm.QueryBuilder().append(PseudoPotentialFamily, project='label', subclassing=True).all(flat=True)
         return (
-            f'element {element!r} has no pseudopotential in the family {label!r} (it has '
-            f'{", ".join(sorted(elements))}); choose another family with dft.pseudo_family'
+            f'pseudo_family: no pseudopotential family {label!r} (available: {", ".join(sorted(labels)) or "none"}); '
+            'create it with `aiida-multiscale setup` or `aiida-pseudo install family FOLDER LABEL -P pseudo.upf`'
+        )
+    missing = [element for element in elements if element not in family.elements]
+    if missing:
+        return (
+            f'pseudo_family: family {label!r} has no pseudopotential for {", ".join(missing)} (it has '
+            f'{", ".join(sorted(family.elements))}): choose another family or add the UPF file to it'
         )
     return None
 
@@ -107,7 +123,7 @@ def validate_chain_inputs(inputs, _=None):
         if message:
             return message
     family = inputs.get('dft', {}).get('pseudo_family')
-    if element is not None and family is not None and (message := check_pseudo_family(element, family.value)):
+    if element is not None and family is not None and (message := check_pseudo_family([element], family.value)):
         return message
     potential = inputs.get('md', {}).get('potential')
     if element is not None and potential is not None and (message := check_potential_species(element, potential)):
