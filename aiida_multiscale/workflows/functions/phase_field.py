@@ -14,7 +14,7 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData, relabel_grains
 from aiida_multiscale.engines.moose import grains as G
 from aiida_multiscale.engines.moose.exodus import read_exodus, write_restart_exodus
-from aiida_multiscale.engines.moose.phase_field import LENGTH_UNIT, TIME_UNIT, arrhenius_mobility
+from aiida_multiscale.engines.moose.phase_field import LENGTH_UNIT, TIME_UNIT, arrhenius_mobility, interface_width
 from aiida_multiscale.physics.units import BOLTZMANN_EV, factor
 from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
@@ -58,8 +58,7 @@ def grid_geometry(parameters: dict) -> dict:
     n = int(parameters['grid'])
     size = float(parameters['domain_size'])
     dx = size / n
-    width = parameters.get('interface_width')
-    width = 4 * dx if width is None else float(width)
+    width = interface_width(size, n, parameters.get('interface_width'))
     grains = int(parameters['grains'])
     # Equivalent-circle diameter of the initial grains.
     initial_size = 2 * math.sqrt(size * size / (grains * math.pi))
