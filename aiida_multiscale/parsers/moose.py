@@ -320,7 +320,8 @@ class MooseParser(Parser):
                         'significant digits: set Outputs/csv = true (or exodus = true) for full precision.'
                     )
         if source is not None:
-            self.logger.info(f'postprocessors read from the {source} ({csv_name or exodus_name or log_name})')
+            where = {'csv': csv_name, 'exodus': exodus_name, 'log': log_name}[source]
+            self.logger.info(f'postprocessors read from the {source} file {where}')
 
         parameters = {
             'postprocessors': {},
