@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from aiida import orm
+from references import e_100, youngs_bounds
 
 from aiida_multiscale.bridges import BRIDGE_EXIT_CODES
 from aiida_multiscale.bridges.dft_to_md import dft_to_md
@@ -19,7 +20,10 @@ from aiida_multiscale.physics.elasticity import born_stability_violations as bor
 from aiida_multiscale.physics.elasticity import e100 as single_crystal_youngs_100
 from aiida_multiscale.physics.elasticity import voigt_reuss_hill as polycrystal_moduli
 from aiida_multiscale.physics.uncertainty import first_order_std
-from aiida_multiscale.physics.units import BOLTZMANN_EV
+
+#: Boltzmann constant in eV/K from the exact SI values of k (1.380649e-23 J/K) and e (1.602176634e-19 C), written here
+#: rather than taken from the code under test.
+BOLTZMANN_EV = 1.380649e-23 / 1.602176634e-19
 
 
 def status(label):
@@ -77,14 +81,26 @@ def test_born_violations():
 
 @pytest.mark.unit
 def test_single_grain_is_single_crystal_and_bounds_order():
-    """One grain in the cube orientation: Voigt = Reuss = the analytic E[100]; random grains: Reuss <= Hill <= Voigt."""
-    moduli = polycrystal_moduli(108.2, 61.3, 28.5, [[0, 0, 0]])
-    assert moduli['youngs_modulus_voigt'] == pytest.approx(single_crystal_youngs_100(108.2, 61.3), rel=1e-12)
-    assert moduli['youngs_modulus_reuss'] == pytest.approx(single_crystal_youngs_100(108.2, 61.3), rel=1e-12)
-    assert moduli['poisson_ratio_voigt'] == pytest.approx(61.3 / (108.2 + 61.3), rel=1e-12)
+    """One cube grain: Voigt = Reuss = E_100 in closed form; isotropic constants: E for any orientation; random
+    grains: the package's bounds equal the test's own (tests/references.py), Reuss <= Hill <= Voigt."""
+    c11, c12, c44 = 108.2, 61.3, 28.5
+    e100 = (c11 - c12) * (c11 + 2 * c12) / (c11 + c12)
+    moduli = polycrystal_moduli(c11, c12, c44, [[0, 0, 0]])
+    assert moduli['youngs_modulus_voigt'] == pytest.approx(e100, rel=1e-12)
+    assert moduli['youngs_modulus_reuss'] == pytest.approx(e100, rel=1e-12)
+    # uniaxial stress along a cube axis: nu = -S12/S11 = C12 / (C11 + C12)
+    assert moduli['poisson_ratio_voigt'] == pytest.approx(c12 / (c11 + c12), rel=1e-12)
+    assert single_crystal_youngs_100(c11, c12) == pytest.approx(e100, rel=1e-14)
+    # C44 = (C11 - C12)/2 makes the crystal isotropic: every orientation, and both bounds, give E_100.
+    isotropic = polycrystal_moduli(c11, c12, (c11 - c12) / 2, [[10, 20, 30], [200, 100, 7], [45, 54.7356, 0]])
+    assert isotropic['youngs_modulus_voigt'] == pytest.approx(e100, rel=1e-12)
+    assert isotropic['youngs_modulus_reuss'] == pytest.approx(e100, rel=1e-12)
     rng = np.random.default_rng(0)
     euler = np.c_[rng.uniform(0, 360, 400), np.degrees(np.arccos(rng.uniform(-1, 1, 400))), rng.uniform(0, 360, 400)]
-    moduli = polycrystal_moduli(108.2, 61.3, 28.5, euler)
+    moduli = polycrystal_moduli(c11, c12, c44, euler)
+    voigt, reuss = youngs_bounds(c11, c12, c44, euler)
+    assert moduli['youngs_modulus_voigt'] == pytest.approx(voigt, rel=1e-10)
+    assert moduli['youngs_modulus_reuss'] == pytest.approx(reuss, rel=1e-10)
     assert moduli['youngs_modulus_reuss'] < moduli['youngs_modulus_hill'] < moduli['youngs_modulus_voigt']
     # Random texture of Al:  Hill E about 70-71 GPa (70.4 GPa from the room-temperature constants of Kamm and Alers, J.
     # Appl.  Phys. 35, 327 (1964)).
@@ -269,12 +285,17 @@ def test_mesoscale_to_fem_adds_potential_misfit_once(aiida_profile):
     without = mesoscale_to_fem(interface=plain, **common)['grains']['mean_grain_size']
     assert late.std == pytest.approx(early.std, rel=1e-12)
     assert twice.std == pytest.approx(early.std, rel=1e-12)
-    # The misfit (rms 5 %) adds to sigma's 2 % MD std in quadrature; the decade of M0 dominates the total.
-    rms = math.sqrt((0.01**2 + 0.07**2) / 2)
+    # The expected std from the inputs alone: d^2 - d0^2 ~ M sigma t, so std_d = (d^2 - d0^2)/(2d) * rel(M sigma t);
+    # rel(M)^2 = (std_M0/M0)^2 + (std_Q/kT)^2 + (Q std_T/(kT T))^2 (M0 = 2.5e-6 +/- 5.75e-6, Q = 0.23 +/- 0.05 eV,
+    # T = 600 +/- 5 K), rel(sigma) = 0.01/0.49 from MD, the anneal time exact; the misfit (rms 5 %) adds to sigma's
+    # relative std in quadrature.  The decade of M0 dominates the total.
+    kt = BOLTZMANN_EV * 600.0
+    relative_mobility2 = (5.75e-6 / 2.5e-6) ** 2 + (0.05 / kt) ** 2 + (0.23 * 5.0 / (kt * 600.0)) ** 2
+    rms2 = (0.01**2 + 0.07**2) / 2
     d, d0 = final.mean_grain_size, initial.mean_grain_size
-    relative_without = without.std / ((d**2 - d0**2) / (2 * d))
-    expected = math.sqrt(relative_without**2 + rms**2)
-    assert late.std == pytest.approx((d**2 - d0**2) / (2 * d) * expected, rel=1e-9)
+    growth = (d**2 - d0**2) / (2 * d)
+    assert without.std == pytest.approx(growth * math.sqrt(relative_mobility2 + (0.01 / 0.49) ** 2), rel=1e-9)
+    assert late.std == pytest.approx(growth * math.sqrt(relative_mobility2 + (0.01 / 0.49) ** 2 + rms2), rel=1e-9)
     assert late.std > without.std
 
 
@@ -318,7 +339,7 @@ def test_fem_to_macro_single_crystal_std_is_analytic(aiida_profile):
     ids = np.zeros((10, 10), dtype=int)
     single = MicrostructureData(grain_ids=ids, pixel_size=1e-8, euler_angles=[[0.0, 0.0, 0.0]])
     elastic = elastic_node(110e9, 60e9, 30e9, stds=(3e9, 2e9, 5e9), unit='Pa')
-    e100 = single_crystal_youngs_100(110e9, 60e9)
+    e100 = e_100(110e9, 60e9)
     grains = HandoffData({'mean_grain_size': {'value': 1e-7, 'unit': 'm', 'std': 2e-8}})
     result = fem_to_macro(
         mechanics=mechanics_node(e100, e100, e100, nu=60 / 170), elastic=elastic, microstructure=single, grains=grains

@@ -7,10 +7,11 @@ import subprocess
 
 import numpy as np
 import pytest
+from references import crystal_direction_of_sample_x, directional_youngs, youngs_bounds
+from scipy.spatial.transform import Rotation
 
 from aiida_multiscale.engines.moose.exodus import read_element_variables
 from aiida_multiscale.engines.moose.solid_mechanics import build_elasticity_input, element_grain_map
-from aiida_multiscale.physics import elasticity as m
 
 AL = (108.2, 61.3, 28.5)  # GPa
 
@@ -50,9 +51,10 @@ def test_single_crystal_100(moose, tmp_path):
 @pytest.mark.real_code
 def test_rotated_crystal_pins_the_euler_convention(moose, tmp_path):
     angles = (30.0, 40.0, 50.0)
-    g = m.bunge_matrix(*angles)
-    expected = m.directional_modulus(*AL, g[:, 0])  # sample x in crystal axes, crystal -> sample = g^T
-    wrong = m.directional_modulus(*AL, g[0, :])  # what the opposite convention (g) would give
+    # the test's own references (tests/references.py): scipy's rotation and the closed-form cubic compliance
+    expected = directional_youngs(*AL, crystal_direction_of_sample_x(*angles))  # crystal -> sample = g^T
+    active = Rotation.from_euler('ZXZ', angles, degrees=True).as_matrix()  # = g^T
+    wrong = directional_youngs(*AL, active[:, 0])  # what the opposite convention (g instead of g^T) would give
     assert abs(wrong / expected - 1) > 0.03  # the two conventions are distinguishable with these angles
     values, _ = _run(moose, tmp_path, np.zeros((3, 6), int), [angles])
     assert values['E'] == pytest.approx(expected, rel=1e-2)
@@ -60,7 +62,9 @@ def test_rotated_crystal_pins_the_euler_convention(moose, tmp_path):
 
 @pytest.mark.real_code
 def test_isotropic_material(moose, tmp_path):
-    constants = m.isotropic_cubic_constants(70.0, 0.33)
+    # Lame constants of E = 70, nu = 0.33: C11 = lambda + 2 mu, C12 = lambda, C44 = mu (= (C11 - C12)/2)
+    lam, mu = 70.0 * 0.33 / (1.33 * (1 - 0.66)), 70.0 / (2 * 1.33)
+    constants = (lam + 2 * mu, lam, mu)
     values, _ = _run(moose, tmp_path, np.array([[0, 1], [1, 0]]), [[10, 20, 30], [200, 100, 7]], constants=constants)
     assert values['E'] == pytest.approx(70.0, rel=5e-3)
     assert values['nu'] == pytest.approx(0.33, rel=5e-3)
@@ -80,8 +84,8 @@ def test_polycrystal_inside_its_bounds_and_orientation_reaches_its_elements(moos
     )
     values, exodus = _run(moose, tmp_path, grain_ids, euler)
     weights = np.bincount(grain_ids.ravel(), minlength=n) / grain_ids.size
-    bounds = m.voigt_reuss_hill(*AL, euler, weights)
-    assert bounds['youngs_modulus_reuss'] < values['E'] < bounds['youngs_modulus_voigt']
+    voigt, reuss = youngs_bounds(*AL, euler, weights)  # the test's own bounds (tests/references.py)
+    assert reuss < values['E'] < voigt
     assert values['max_vonmises'] / values['average_stress_xx'] > 1.0  # grain-boundary stress concentration
 
 
@@ -93,7 +97,7 @@ def test_orientation_reaches_its_elements(moose, tmp_path):
     _, exodus = _run(moose, tmp_path, grain_ids, euler)
     stress = read_element_variables(exodus, ['stress_xx'])['stress_xx'].reshape(grain_ids.shape)
     stripe_stress = np.array([stress[grain_ids == k].mean() for k in range(4)])
-    modulus = np.array([m.directional_modulus(*AL, m.bunge_matrix(*angles)[:, 0]) for angles in euler])
+    modulus = np.array([directional_youngs(*AL, crystal_direction_of_sample_x(*angles)) for angles in euler])
     np.testing.assert_array_equal(np.argsort(stripe_stress), np.argsort(modulus))
     np.testing.assert_allclose(stripe_stress / 1e-3, modulus, rtol=0.1)
 

@@ -9,6 +9,7 @@ import pytest
 from aiida import orm
 from aiida.common.links import LinkType
 from aiida.engine import run_get_node
+from references import youngs_bounds
 
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
@@ -24,46 +25,16 @@ def _elastic(c11=108.2, c12=61.3, c44=28.5, unit='GPa'):
     )
 
 
-def _bunge(phi1, Phi, phi2):  # noqa: N803 (the standard symbol)
-    """Bunge orientation matrix (degrees): maps sample coordinates to crystal coordinates (rows: crystal axes)."""
-    p1, p, p2 = np.radians([phi1, Phi, phi2])
-    c1, s1, c, s, c2, s2 = np.cos(p1), np.sin(p1), np.cos(p), np.sin(p), np.cos(p2), np.sin(p2)
-    return np.array([
-        [c1 * c2 - s1 * s2 * c, s1 * c2 + c1 * s2 * c, s2 * s],
-        [-c1 * s2 - s1 * c2 * c, -s1 * s2 + c1 * c2 * c, c2 * s],
-        [s1 * s, -c1 * s, c],
-    ])  # fmt: skip
-
-
-def _youngs_bounds(c11, c12, c44, euler, weights):
-    """Voigt and Reuss E along sample x, written here independently of the package (4th-order tensor rotation).
-
-    Voigt: the area average of the rotated stiffness, inverted; Reuss: the area average of the rotated compliance.
-    """
-    delta = np.eye(3)
-    cubic = (
-        c12 * np.einsum('ij,kl->ijkl', delta, delta)
-        + c44 * (np.einsum('ik,jl->ijkl', delta, delta) + np.einsum('il,jk->ijkl', delta, delta))
-        + (c11 - c12 - 2 * c44) * np.einsum('ai,aj,ak,al->ijkl', delta, delta, delta, delta)
-    )
-    pairs = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-    voigt, compliance = np.zeros((6, 6)), 0.0
-    for angles, weight in zip(euler, weights):
-        g = _bunge(*angles)
-        rotated = np.einsum('ai,bj,ck,dl,abcd->ijkl', g, g, g, g, cubic)  # components in the sample frame
-        matrix = np.array([[rotated[i, j, k, m] for k, m in pairs] for i, j in pairs])
-        voigt += weight * matrix
-        compliance += weight * np.linalg.inv(matrix)[0, 0]
-    return 1 / np.linalg.inv(voigt)[0, 0], 1 / compliance
-
-
 def test_independent_bounds_of_a_single_crystal():
-    """The test's own bounds: one grain of any orientation has Voigt = Reuss = E along x; the cube one E_100."""
+    """The test's own bounds (tests/references.py): one grain of any orientation has Voigt = Reuss = E along x; the
+    cube one E_100 in closed form; isotropic constants (C44 = (C11 - C12)/2) give E_100 for any orientation."""
     c11, c12, c44 = 108.2, 61.3, 28.5
     e100 = (c11 - c12) * (c11 + 2 * c12) / (c11 + c12)
-    assert _youngs_bounds(c11, c12, c44, [[0, 0, 0]], [1.0]) == pytest.approx((e100, e100))
-    assert _youngs_bounds(c11, c12, c44, [[90, 90, 90]], [1.0]) == pytest.approx((e100, e100))
-    voigt, reuss = _youngs_bounds(c11, c12, c44, [[0, 0, 0], [45, 54.7356, 0]], [0.5, 0.5])
+    assert youngs_bounds(c11, c12, c44, [[0, 0, 0]], [1.0]) == pytest.approx((e100, e100))
+    assert youngs_bounds(c11, c12, c44, [[90, 90, 90]], [1.0]) == pytest.approx((e100, e100))
+    isotropic = youngs_bounds(c11, c12, (c11 - c12) / 2, [[10, 20, 30], [200, 100, 7]], [0.3, 0.7])
+    assert isotropic == pytest.approx((e100, e100))
+    voigt, reuss = youngs_bounds(c11, c12, c44, [[0, 0, 0], [45, 54.7356, 0]], [0.5, 0.5])
     assert reuss < voigt
 
 
@@ -138,7 +109,7 @@ def test_real_polycrystal(codes, tmp_path):
     youngs = result.value('youngs_modulus', 'GPa')
     reuss, voigt = result.value('youngs_modulus_reuss', 'GPa'), result.value('youngs_modulus_voigt', 'GPa')
     # bounds recomputed here, with the test's own tensor rotation and averages
-    expected = _youngs_bounds(108.2, 61.3, 28.5, micro.euler_angles, micro.area_fractions)
+    expected = youngs_bounds(108.2, 61.3, 28.5, micro.euler_angles, micro.area_fractions)
     assert (voigt, reuss) == pytest.approx(expected, rel=1e-9)
     assert reuss < youngs < voigt
     assert 0.3 < result.value('poisson_ratio') < 0.4
