@@ -23,6 +23,12 @@ from aiida_multiscale.engines.moose.phase_field import (
 
 SIGMA = 0.5  # J/m^2
 M0, Q, T = 2.5e-6, 0.23, 700.0  # m^4/(J s), eV, K
+#: The references below are in SI, converted here with the exact SI values of e and k (not the package's factors), so
+#: that a wrong unit conversion in the model shows up: 1 eV = 1.602176634e-19 J, k_B = 1.380649e-23 J/K.
+EV = 1.602176634e-19  # J
+BOLTZMANN_EV = 1.380649e-23 / EV  # eV/K
+MOBILITY_SI = M0 * math.exp(-Q / (BOLTZMANN_EV * T))  # m^4/(J s)
+SIGMA_EV_PER_NM2 = SIGMA / EV * 1e-18  # J/m^2 -> eV/nm^2
 
 
 @pytest.fixture
@@ -50,9 +56,9 @@ def test_shrinking_circle_rate(moose, tmp_path):
     Measured with this model: 100x100 with l = 4 dx gave +2.5 %, 64x64 +5.6 %; here dx = 10 nm and l = 40 nm as in that
     check, on a smaller periodic box (800 nm) that keeps the periodic images 300 nm away.
     """
-    mobility = arrhenius_mobility(M0, Q, T)
-    constants = model_constants(SIGMA, mobility, 40e-9)
-    rate = -2 * math.pi * constants['M'] * constants['sigma']  # nm^2/ns
+    # von Neumann-Mullins in SI, m^2/s -> nm^2/ns (1e18 nm^2 per m^2, 1e9 ns per s)
+    rate = -2 * math.pi * MOBILITY_SI * SIGMA * 1e18 / 1e9
+    assert arrhenius_mobility(M0, Q, T) == pytest.approx(MOBILITY_SI, rel=1e-9)
     lifetime = 250.0**2 * math.pi / -rate  # ns
     built = build_grain_growth_input(
         gb_energy=SIGMA, mobility_prefactor=M0, activation_energy=Q, temperature=T,
@@ -94,16 +100,16 @@ def test_flat_boundary_energy(moose, tmp_path, time_integration):
     energy = G.free_energy(etas, data['dx'], data['dy'], constants['mu'], constants['kappa'])  # eV per nm thickness
     sigma_numerical = energy / (2 * 20.0)  # two boundaries of length 20 nm
     print(
-        f'GB energy {sigma_numerical:.5g} eV/nm^2, input {constants["sigma"]:.5g}: '
-        f'{sigma_numerical / constants["sigma"] - 1:+.2%}'
+        f'GB energy {sigma_numerical:.5g} eV/nm^2, input {SIGMA_EV_PER_NM2:.5g}: '
+        f'{sigma_numerical / SIGMA_EV_PER_NM2 - 1:+.2%}'
     )
-    assert sigma_numerical == pytest.approx(constants['sigma'], rel=0.02)
+    assert sigma_numerical == pytest.approx(SIGMA_EV_PER_NM2, rel=0.02)  # the input 0.5 J/m^2, converted here
     # And the step start really had a different energy (the check can fail): a sharp step has no gradient energy.
     step = np.zeros_like(etas)
     x = np.arange(100) * 10.0
     step[0][:, (x > 250) & (x < 750)] = 1
     step[1] = 1 - step[0]
-    assert abs(G.free_energy(step, 10.0, 10.0, constants['mu'], constants['kappa']) / 40 / constants['sigma'] - 1) > 0.1
+    assert abs(G.free_energy(step, 10.0, 10.0, constants['mu'], constants['kappa']) / 40 / SIGMA_EV_PER_NM2 - 1) > 0.1
 
 
 @pytest.mark.real_code
