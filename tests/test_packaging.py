@@ -126,8 +126,14 @@ def test_make_demo_runs_the_demo_command():
     assert 'aiida-multiscale -p $(PROFILE) demo' in demo
     setup = makefile.split('\nsetup:', 1)[1].split('\n\n', 1)[0]
     assert 'setup --moose $(ROOT)/.codes/bin/moose' in setup
+    # What the docs promise `make demo` runs: the fast Al chain, output written to demo_output.
     result = CliRunner().invoke(cli, ['demo', '--help'])
-    assert result.exit_code == 0 and '--output-folder' in result.output, result.output
+    assert result.exit_code == 0, result.output
+    text = ' '.join(result.output.split())
+    assert '--element TEXT Chemical symbol of the cubic metal. [default: Al]' in text
+    assert 'Protocol of every rung. [default: fast]' in text and '[default: demo_output]' in text
+    result = CliRunner().invoke(cli, ['demo', '--timeout', '-1'])
+    assert result.exit_code == 2 and "'--timeout': -1.0 is not in the range x>=0." in ' '.join(result.output.split())
 
 
 def test_package_does_not_reach_into_the_checkout():

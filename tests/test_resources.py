@@ -11,8 +11,10 @@ import io
 import json
 import pathlib
 import re
+from importlib import resources as package_files
 
 import pytest
+import yaml
 from aiida import orm
 from aiida.engine import run_get_node
 from aiida.manage.caching import disable_caching
@@ -226,16 +228,43 @@ def test_cli_rejects_bad_combinations(codes, pseudo_family, arguments, message):
     assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
 
 
-def test_cli_help_lists_flags_per_rung():
-    single = _invoke('md', '--help').output
-    for flag in ('--num-machines', '--num-mpiprocs-per-machine', '--max-wallclock-seconds', '--queue', '--account',
-                 '--withmpi / --no-withmpi', '--dry-run'):  # fmt: skip
-        assert flag in single
-    chain = _invoke('chain', '--help').output
+def test_cli_help_states_the_flags_and_their_defaults_per_rung():
+    """Every resource flag says it defaults to the protocol and shows its range; the chain's protocol and anneal
+    temperature defaults are the ones of chain.yaml and phase_field.yaml (read here with yaml)."""
+    folder = package_files.files('aiida_multiscale.workflows.protocols')
+    chain_file = yaml.safe_load((folder / 'chain.yaml').read_text())
+    anneal = yaml.safe_load((folder / 'phase_field.yaml').read_text())['default_inputs']['anneal']
+
+    single = ' '.join(_invoke('md', '--help').output.split())
+    for flag in ('num-machines', 'num-mpiprocs-per-machine', 'max-wallclock-seconds'):
+        assert re.search(rf'--{flag} INTEGER RANGE [^\[]*\[default: protocol\] \[x>=1\]', single), flag
+    for flag in ('queue', 'account'):
+        assert re.search(rf'--{flag} TEXT [^\[]*\[default: protocol\]', single), flag
+    assert '--withmpi / --no-withmpi' in single and "[default: the code's with_mpi, else the protocol's]" in single
+    chain = ' '.join(_invoke('chain', '--help').output.split())
     for prefix in ('dft', 'md', 'phase-field', 'fem'):
-        for flag in ('num-machines', 'num-mpiprocs-per-machine', 'max-wallclock-seconds', 'queue', 'account'):
-            assert f'--{prefix}-{flag}' in chain
+        for flag in ('num-machines', 'num-mpiprocs-per-machine', 'max-wallclock-seconds'):
+            assert re.search(rf'--{prefix}-{flag} INTEGER RANGE [^\[]*\[default: protocol\] \[x>=1\]', chain)
+        for flag in ('queue', 'account'):
+            assert re.search(rf'--{prefix}-{flag} TEXT [^\[]*\[default: protocol\]', chain)
         assert f'--{prefix}-withmpi / --no-{prefix}-withmpi' in chain
+    assert f'Protocol of every rung (default: {chain_file["default_protocol"]}).' in chain
+    assert f'Anneal temperature in K (default: {anneal["temperature"]["homologous"]} T_melt).' in chain
+
+
+@pytest.mark.parametrize(
+    ('arguments', 'message'),
+    [
+        (['--md-num-machines', '0'], "'--md-num-machines': 0 is not in the range x>=1."),
+        (['--fem-num-mpiprocs-per-machine', '-1'], "'--fem-num-mpiprocs-per-machine': -1 is not in the range x>=1."),
+        (['--dft-max-wallclock-seconds', 'soon'], "'soon' is not a valid integer range."),
+    ],
+)
+def test_cli_bad_flag_values_are_refused_by_the_parser(arguments, message):
+    """Out-of-range resource values stop at the command line (usage error, exit 2) with click's message."""
+    result = _invoke('chain', '--element', 'Al', *arguments)
+    assert result.exit_code == 2
+    assert message in ' '.join(result.output.split())
 
 
 def test_cli_chain_dry_run_options_per_rung(codes, pseudo_family):

@@ -10,6 +10,7 @@ import click
 from aiida_multiscale.cli import cli, cmd_launch
 from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, resource_options
 from aiida_multiscale.resources import RUNGS
+from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
 __all__ = ('cmd_graph', 'cmd_launch_chain', 'cmd_status', 'cmd_trace', 'status_rows')
 
@@ -31,9 +32,15 @@ def _load_process(identifier: str):
     '--protocol',
     type=click.Choice(['fast', 'moderate', 'precise']),
     default=None,
-    help='Protocol of every rung (default: moderate).',
+    help=f'Protocol of every rung (default: {load_protocol_file("chain")["default_protocol"]}).',
 )
-@click.option('--temperature', type=float, default=None, help='Anneal temperature in K (default: 0.6 T_melt).')
+@click.option(
+    '--temperature',
+    type=float,
+    default=None,
+    help='Anneal temperature in K (default: '
+    f'{load_protocol_file("phase_field")["default_inputs"]["anneal"]["temperature"]["homologous"]} T_melt).',
+)
 @click.option('--anneal-time', type=float, default=None, help="Anneal time in s (default: the protocol's).")
 @click.option(
     '--potential',

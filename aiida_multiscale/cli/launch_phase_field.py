@@ -6,6 +6,7 @@ import click
 
 from aiida_multiscale.cli import cmd_launch
 from aiida_multiscale.cli.utils import DRY_RUN, echo_error, launch, load_input_node, resource_options
+from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
 __all__ = ('cmd_launch_phase_field',)
 
@@ -51,7 +52,7 @@ def _default(name: str) -> str:
     '--protocol',
     type=click.Choice(['fast', 'moderate', 'precise']),
     default=None,
-    help='Grid, domain and cycles (default: moderate).',
+    help=f'Grid, domain and cycles (default: {load_protocol_file("phase_field")["default_protocol"]}).',
 )
 @click.option('--code', 'code_label', default='moose@localhost', show_default=True, help='Label of the MOOSE code.')
 @click.option('--wait', is_flag=True, help='Wait for the work chain to finish; exit non-zero if it failed.')
