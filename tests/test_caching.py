@@ -28,7 +28,7 @@ def _rungs(chain) -> dict:
     return {link.link_label: link.node for link in chain.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()}
 
 
-def test_configure_caching_keeps_the_users_choice(aiida_config, aiida_profile, monkeypatch):
+def test_configure_caching_keeps_the_users_choice_mock_config(aiida_config, aiida_profile, monkeypatch):
     """The profile set-up writes the list once, into the profile's section; any caching option already set wins.
 
     Run on a copy of the test config (``store`` disabled), so that the daemon of this session never sees it.

@@ -63,7 +63,7 @@ def test_is_cut_short():
     assert all(is_cut_short(text) for text in (KILLED_IN_RUN, KILLED_BETWEEN_RUNS, KILLED_MID_ROW))
 
 
-def test_complete_run_parses_like_stock_parser(parse_fake_job):
+def test_complete_run_parses_like_stock_parser_fake(parse_fake_job):
     """Same exit status and the same ``results`` dictionary as aiida-lammps' own parser."""
     ours, status = parse_fake_job(COMPLETE)
     stock, stock_status = parse_fake_job(COMPLETE, parser=StockParser)
@@ -72,31 +72,31 @@ def test_complete_run_parses_like_stock_parser(parse_fake_job):
     assert ours['results']['compute_variables']['minimization']['stop_criterion'] == 'force tolerance'
 
 
-def test_stock_parser_excepts_on_cut_short_output(parse_fake_job):
+def test_stock_parser_excepts_on_cut_short_output_fake(parse_fake_job):
     """The bug being worked around (aiida-lammps 1.0.2): if this starts to pass, the workaround can go."""
     with pytest.raises(IndexError):
         parse_fake_job(KILLED_IN_RUN, parser=StockParser)
 
 
 @pytest.mark.parametrize('text', [KILLED_IN_RUN, KILLED_BETWEEN_RUNS, KILLED_MID_ROW], ids=['in_run', 'between', 'row'])
-def test_cut_short_without_scheduler_reason_gives_352(parse_fake_job, text):
+def test_cut_short_without_scheduler_reason_gives_352_fake(parse_fake_job, text):
     _, status = parse_fake_job(text)
     assert status == ERROR_OUTPUT_INCOMPLETE.status == 352
 
 
 @pytest.mark.parametrize('scheduler_exit', [OUT_OF_WALLTIME, OUT_OF_MEMORY])
 @pytest.mark.parametrize('text', [KILLED_IN_RUN, KILLED_BETWEEN_RUNS, None], ids=['in_run', 'between', 'no_output'])
-def test_cut_short_keeps_scheduler_exit_code(parse_fake_job, text, scheduler_exit):
+def test_cut_short_keeps_scheduler_exit_code_fake(parse_fake_job, text, scheduler_exit):
     _, status = parse_fake_job(text, scheduler_exit=scheduler_exit)
     assert status == scheduler_exit
 
 
-def test_complete_run_with_late_scheduler_message_is_a_success(parse_fake_job):
+def test_complete_run_with_late_scheduler_message_is_a_success_fake(parse_fake_job):
     """A run that wrote its last line before the kill has all its results: the stock parser's 0 is kept."""
     _, status = parse_fake_job(COMPLETE, scheduler_exit=OUT_OF_WALLTIME)
     assert status == 0
 
 
-def test_missing_output_without_scheduler_reason_gives_351(parse_fake_job):
+def test_missing_output_without_scheduler_reason_gives_351_fake(parse_fake_job):
     _, status = parse_fake_job(None)
     assert status == 351

@@ -217,7 +217,7 @@ def test_gb_scan_al_zhou():
     assert max(scan['energies'].values()) == pytest.approx(0.563, abs=0.01)
 
 
-def test_gb_collapsed_configuration_rejected():
+def test_gb_collapsed_configuration_rejected_fake_record():
     """A hand-made record of a collapsed structure (atoms 1.2 A apart, very low energy) is rejected, not reported."""
     text = (FIXTURES / 'gb_scan_al_zhou' / 'results.dat').read_text()
     collapsed = 'config collapse 120 -440.0 6.4541 8.1633 38.7 1.2 0.0\n'

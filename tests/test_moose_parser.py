@@ -123,7 +123,7 @@ def test_optional_outputs(parse):
     assert status == 0
 
 
-def test_auxiliary_inputs_are_not_outputs(parse, tmp_path):
+def test_auxiliary_inputs_are_not_outputs_fake(parse, tmp_path):
     """A seed CSV / restart Exodus given as input is retrieved by the globs but must not be taken for the output."""
     folder = tmp_path / 'run'
     shutil.copytree(FIXTURES / 'missing_exodus', folder)

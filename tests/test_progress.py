@@ -66,7 +66,7 @@ def test_live_render_without_terminal_errors():
     assert 'SCFs' in text and 'phase field' in text and 'Ctrl-C stops watching' in text
 
 
-def test_watch_plain_until_terminated(capsys):
+def test_watch_plain_until_terminated_mock_reader(capsys):
     class Reader:
         states = iter(['running', 'running', 'finished'])
 
@@ -134,7 +134,7 @@ def _run_in_pty(argv: list[str], interrupt_after: bytes | None = None, timeout: 
     return os.waitstatus_to_exitcode(status), output.decode(errors='replace')
 
 
-def test_live_display_in_a_terminal_and_ctrl_c():
+def test_live_display_in_a_terminal_and_ctrl_c_fake_chain():
     """In place on a terminal (cursor movement, no new line per update); Ctrl-C stops watching, says how to go on."""
     code, output = _run_in_pty([sys.executable, '-c', _FAKE_WATCH], interrupt_after=b'3/10 SCFs')
     assert code == 130, output
@@ -235,7 +235,7 @@ def running_chain(aiida_profile, aiida_localhost, tmp_path):
     return chain
 
 
-def test_counts_from_the_graph_and_the_engines_files(running_chain):
+def test_counts_from_the_graph_and_the_engines_files_mock(running_chain):
     snapshot = ProgressReader(running_chain.pk).read()
     lines = {line.key: line for line in snapshot.lines}
     assert list(lines) == ['dft', 'md', 'phase_field', 'fem', 'bridges']
@@ -259,7 +259,7 @@ def test_counts_from_the_graph_and_the_engines_files(running_chain):
     assert not snapshot.terminated and snapshot.label == 'MultiscaleWorkChain'
 
 
-def test_one_rung_and_other_processes(running_chain):
+def test_one_rung_and_other_processes_mock(running_chain):
     """``launch dft --wait`` watches the rung alone; any other process gets its finished calculations counted."""
     from aiida import orm
 
@@ -271,7 +271,7 @@ def test_one_rung_and_other_processes(running_chain):
     assert line.total is None and line.count == '1 calculation finished'
 
 
-def test_inputs_of_another_shape_give_counts_without_a_total(aiida_profile):
+def test_inputs_of_another_shape_give_counts_without_a_total_mock(aiida_profile):
     """A rung whose inputs cannot be read as planned work still shows what finished, without a bar."""
     from aiida import orm
 

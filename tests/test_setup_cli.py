@@ -120,7 +120,7 @@ def test_unreachable_service(aiida_config, aiida_profile, tmp_path, section, key
     assert 'Traceback' not in result.stderr + result.stdout
 
 
-def test_moose_from_environment_or_path(monkeypatch, tmp_path):
+def test_moose_from_environment_or_path_fake_moose(monkeypatch, tmp_path):
     """MOOSE is found through $AIIDA_MULTISCALE_MOOSE, else `moose` on PATH; the package never guesses a checkout."""
     from aiida_multiscale.setup import default_executables
 

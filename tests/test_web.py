@@ -92,7 +92,7 @@ def client(aiida_profile):
     return create_app(read_only=False).test_client()
 
 
-def test_list_chain_and_node_pages(mock_chain, client):
+def test_list_chain_and_node_pages_mock(mock_chain, client):
     """The list shows the chain with element, protocol, state and macro value; filters select; pages link."""
     page = client.get('/').get_data(as_text=True)
     assert mock_chain.uuid in page
