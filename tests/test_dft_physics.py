@@ -234,6 +234,20 @@ def test_pw_parameters_completes_a_copy():
         ({'SYSTEM': {'ecutwfc': 30}}, None),
         ({'SYSTEM': {}}, 'SYSTEM.ecutwfc is missing'),
         ({'SYSTEM': {'ecutwfc': 30}, 'CONTROL': {'calculation': 'vc-relax'}}, 'CONTROL.calculation must be "scf"'),
+        # what pw.x 6.7 itself refuses, here before submission, each message naming the fix
+        ({'SYSTEM': {'ecutwfc': 0}}, 'SYSTEM.ecutwfc must be a number > 0 (Ry), got 0'),
+        ({'SYSTEM': {'ecutwfc': -30.0}}, 'SYSTEM.ecutwfc must be a number > 0 (Ry), got -30.0'),
+        ({'SYSTEM': {'ecutwfc': '30'}}, "SYSTEM.ecutwfc must be a number > 0 (Ry), got '30'"),
+        ({'SYSTEM': {'ecutwfc': float('nan')}}, 'SYSTEM.ecutwfc must be a number > 0 (Ry), got nan'),
+        ({'SYSTEM': {'ecutwfc': 30, 'ecutrho': -120}}, 'SYSTEM.ecutrho must be a number > 0 (Ry), got -120'),
+        ({'SYSTEM': {'ecutwfc': 30, 'ecutrho': 20}}, 'SYSTEM.ecutrho = 20 Ry must be larger than ecutwfc = 30 Ry'),
+        ({'SYSTEM': {'ecutwfc': 30, 'ecutrho': 30}}, 'use 4 x ecutwfc for norm-conserving pseudopotentials'),
+        ({'SYSTEM': {'ecutwfc': 30, 'ecutrho': 120, 'smearing': 'mv'}}, None),
+        ({'SYSTEM': {'ecutwfc': 30, 'smearing': 'Marzari-Vanderbilt'}}, None),
+        ({'SYSTEM': {'ecutwfc': 30, 'smearing': 'mvv'}}, "SYSTEM.smearing 'mvv' is unknown to pw.x; use one of"),
+        ({'SYSTEM': {'ecutwfc': 30, 'occupations': 'smearing'}}, 'SYSTEM.degauss must be a number > 0 (Ry)'),
+        ({'SYSTEM': {'ecutwfc': 30, 'occupations': 'smearing', 'degauss': -0.02}}, 'got -0.02; e.g. 0.02'),
+        ({'SYSTEM': {'ecutwfc': 30, 'occupations': 'fixed'}}, None),
     ],
 )
 def test_check_pw_parameters(values, message):
@@ -242,3 +256,16 @@ def test_check_pw_parameters(values, message):
         return
     with pytest.raises(ValueError, match=re.escape(message)):
         settings.check_pw_parameters(values)
+
+
+def test_every_protocol_cutoff_passes_the_pw_checks():
+    """The cutoffs and smearing of every protocol of dft.yaml are ones the checks (and pw.x) accept."""
+    from aiida_multiscale.workflows.protocols.utils import load_protocol_file
+
+    data = load_protocol_file('dft')
+    for name, protocol in data['protocols'].items():
+        cutoffs = {**data['default_inputs'].get('cutoffs', {}), **protocol.get('cutoffs', {})}
+        for element, (ecutwfc, ecutrho) in cutoffs.items():
+            system = {'ecutwfc': ecutwfc, 'ecutrho': ecutrho, 'occupations': 'smearing', 'smearing': 'mv'}
+            settings.check_pw_parameters({'SYSTEM': {**system, 'degauss': 0.02}})
+            assert ecutrho >= 4 * ecutwfc, (name, element)  # the density of norm-conserving pseudos: 4x

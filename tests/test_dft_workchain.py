@@ -121,6 +121,30 @@ def test_missing_cutoffs_and_bad_parameters(al_builder):
 
 
 @pytest.mark.parametrize(
+    ('system', 'message'),
+    [
+        ({'ecutwfc': 0.0}, 'scf.pw.parameters.SYSTEM.ecutwfc must be a number > 0 (Ry), got 0.0'),
+        ({'ecutwfc': -30.0}, 'SYSTEM.ecutwfc must be a number > 0 (Ry), got -30.0'),
+        ({'ecutrho': 0.0}, 'SYSTEM.ecutrho must be a number > 0 (Ry), got 0.0'),
+        ({'ecutrho': 20.0}, 'SYSTEM.ecutrho = 20 Ry must be larger than ecutwfc = 30 Ry'),
+        ({'smearing': 'cold-ish'}, "SYSTEM.smearing 'cold-ish' is unknown to pw.x"),
+        ({'degauss': 0.0}, 'SYSTEM.degauss must be a number > 0 (Ry) with occupations = "smearing"'),
+    ],
+)
+def test_bad_cutoffs_and_smearing_refused_before_submission(al_builder, system, message):
+    """What pw.x would stop on in the queue is refused by the port validator, with the fix in the message."""
+    parameters = al_builder.scf.pw.parameters.get_dict()
+    assert (parameters['SYSTEM']['ecutwfc'], parameters['SYSTEM']['ecutrho']) == (30.0, 120.0)  # the Al protocol
+    parameters['SYSTEM'].update(system)
+    al_builder.scf.pw.parameters = orm.Dict(parameters)
+    assert message in _validation_error(al_builder)
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        engine.submit(al_builder)
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
+
+
+@pytest.mark.parametrize(
     ('parameters', 'message'),
     [
         ({'strains': [0.0, 0.01]}, 'symmetric about zero'),

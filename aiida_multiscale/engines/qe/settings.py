@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import typing as t
 
 import numpy as np
 
-__all__ = ('check_parameters', 'check_pw_parameters')
+__all__ = ('SMEARINGS', 'check_parameters', 'check_pw_parameters')
 
 
 def check_parameters(values: t.Mapping, defaults: t.Mapping) -> None:
@@ -67,19 +68,66 @@ def check_parameters(values: t.Mapping, defaults: t.Mapping) -> None:
         raise ValueError('parameters.kpoints_refinement_factor must be > 1.05 (each refinement must change the mesh)')
 
 
+#: The smearing names pw.x 6.7 accepts (``SYSTEM.smearing``, case-insensitive); any other stops it in
+#: ``set_occupations`` with "smearing ... unknown".
+SMEARINGS = (
+    'gaussian',
+    'gauss',
+    'methfessel-paxton',
+    'm-p',
+    'mp',
+    'marzari-vanderbilt',
+    'cold',
+    'm-v',
+    'mv',
+    'fermi-dirac',
+    'f-d',
+    'fd',
+)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_pw_parameters(parameters: t.Mapping | None) -> None:
     """Raise ``ValueError`` (message from the namelist on) for pw.x ``parameters`` the DFT rung cannot use.
 
     The pseudo families made by ``aiida-pseudo install family`` carry no recommended cutoffs, so ``ecutwfc`` must be
-    given; every SCF of the rung is at a fixed cell, so ``calculation`` must be ``scf``.
+    given; every SCF of the rung is at a fixed cell, so ``calculation`` must be ``scf``.  The cutoffs and the smearing
+    are checked as pw.x 6.7 checks them, so that a bad value stops here and not in the queue: ``ecutwfc`` > 0,
+    ``ecutrho`` > ``ecutwfc`` (pw.x: "ecutrho <= ecutwfc?!?"), a known ``smearing`` and, with
+    ``occupations = 'smearing'``, ``degauss`` > 0.
     """
     if parameters is None:
         return
-    if 'ecutwfc' not in parameters.get('SYSTEM', {}):
+    system = parameters.get('SYSTEM', {})
+    if 'ecutwfc' not in system:
         raise ValueError(
             'SYSTEM.ecutwfc is missing: the pseudo family carries no recommended cutoffs, so set ecutwfc (and '
             'ecutrho), or build the inputs with DftWorkChain.get_builder_from_protocol()'
         )
+    ecutwfc = system['ecutwfc']
+    if not _is_number(ecutwfc) or ecutwfc <= 0:
+        raise ValueError(f'SYSTEM.ecutwfc must be a number > 0 (Ry), got {ecutwfc!r}; e.g. 30 for Al.pz-vbc')
+    if 'ecutrho' in system:
+        ecutrho = system['ecutrho']
+        if not _is_number(ecutrho) or ecutrho <= 0:
+            raise ValueError(f'SYSTEM.ecutrho must be a number > 0 (Ry), got {ecutrho!r}; leave it out for 4 x ecutwfc')
+        if ecutrho <= ecutwfc:
+            raise ValueError(
+                f'SYSTEM.ecutrho = {ecutrho:g} Ry must be larger than ecutwfc = {ecutwfc:g} Ry (pw.x stops otherwise): '
+                'use 4 x ecutwfc for norm-conserving pseudopotentials, 8-12 x for ultrasoft or PAW ones'
+            )
+    smearing = system.get('smearing')
+    if smearing is not None and (not isinstance(smearing, str) or smearing.lower() not in SMEARINGS):
+        raise ValueError(f'SYSTEM.smearing {smearing!r} is unknown to pw.x; use one of {", ".join(SMEARINGS)}')
+    if system.get('occupations') == 'smearing':
+        degauss = system.get('degauss', 0.0)
+        if not _is_number(degauss) or degauss <= 0:
+            raise ValueError(
+                f'SYSTEM.degauss must be a number > 0 (Ry) with occupations = "smearing", got {degauss!r}; e.g. 0.02'
+            )
     calculation = parameters.get('CONTROL', {}).get('calculation', 'scf')
     if calculation != 'scf':
         raise ValueError(f'CONTROL.calculation must be "scf" (fixed cells), got {calculation!r}')
