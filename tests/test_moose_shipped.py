@@ -9,8 +9,8 @@ The hypre inputs run a second time with the replacement that docs/howto_moose_in
 command-line override), so that they are covered too.
 
 Cost: the cheap inputs (the thermo-mechanical cube in six element types, 1 to 8 elements, 20 steps) run by default, in
-about a minute; the 3-D dogbone (17k second-order DOFs: about 100 s of CPU per step and run) and the shield-tile
-thermal model (62k DOFs) run only with ``AIIDA_MULTISCALE_SHIPPED_ALL=1``.
+about a minute; the 3-D dogbone (17k second-order DOFs, about 10 min per run) and the shield-tile thermal model (62k
+DOFs, a few minutes per run) run only with ``AIIDA_MULTISCALE_SHIPPED_ALL=1``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ WITHOUT_HYPRE = ('Executioner/petsc_options_iname=-pc_type', 'Executioner/petsc_
 WITHOUT_HYPRE_LARGE = ('Executioner/petsc_options_iname=-pc_type', 'Executioner/petsc_options_value=ilu')
 #: Inputs whose runs cost minutes each on two cores: only with AIIDA_MULTISCALE_SHIPPED_ALL=1.
 EXPENSIVE = {
-    'dogbone/dogbone3d_elas.i': '3-D second-order mesh, 17k DOFs with LU: about 100 s of CPU per time step and run',
+    'dogbone/dogbone3d_elas.i': '3-D second-order mesh, 17k DOFs with LU, 10 steps: about 10 min per run on 2 cores',
     'dogbone/dogbone3d_plas_ad.i': '3-D second-order mesh with AD plasticity: several minutes of CPU per run',
     'stc/stc_therm_unifhf_wrad_std_ad.i': '62k second-order DOFs with ILU/LU: minutes per run',
     'stc/stc_therm_unifhf_wrad_trans_ad.i': '62k second-order DOFs, transient: minutes per run',
