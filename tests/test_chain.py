@@ -55,6 +55,9 @@ def _data_ancestors(node) -> set[str]:
     [
         ('Xx', {}, 'not a chemical symbol'),
         ('al', {}, 'not a chemical symbol'),
+        ('Fe', {}, "element 'Fe' is bcc in its ground state; the MD rung builds fcc cells"),
+        ('W', {}, "element 'W' is bcc in its ground state"),
+        ('Mg', {}, "element 'Mg' is hcp in its ground state"),
         ('Ag', {}, 'pseudo'),  # a potential exists, no LDA pseudopotential in multiscale/lda
         ('Pb', {}, 'potential'),  # fcc, an LDA pseudopotential exists, no default potential
         ('Al', {'anneal_time': 0.0}, 'anneal_time'),
@@ -87,6 +90,9 @@ def test_bad_input_port_validator(codes, pseudo_family):
     builder.element = orm.Str('Qq')
     error = spec.validate(builder._inputs(prune=True))
     assert error is not None and "'Qq' is not a chemical symbol" in str(error)
+    builder.element = orm.Str('Fe')  # a bcc metal put on an Al builder: refused for its structure, not a file
+    error = spec.validate(builder._inputs(prune=True))
+    assert error is not None and "element 'Fe' is bcc in its ground state" in str(error)
 
 
 # -- the chain ------------------------------------------------------------------------------------------------
@@ -311,6 +317,8 @@ def test_archive_round_trip_same_trace(fast_chain, tmp_path):
     'args, expected',
     [
         (['--element', 'Xx'], "'Xx' is not a chemical symbol"),
+        (['--element', 'Fe'], "element 'Fe' is bcc in its ground state; the MD rung builds fcc cells"),
+        (['--element', 'W'], 'so only fcc metals (Al, Cu, Ni, Ag, Au ...)'),
         (['--element', 'Al', '--temperature', '2000'], 'melting point of Al'),
         (['--element', 'Al', '--anneal-time', '-1'], 'anneal time must be > 0'),
     ],

@@ -27,14 +27,20 @@ __all__ = (
 
 
 def check_element(element) -> str | None:
-    """None if ``element`` is a chemical symbol, else a message naming it and the fix."""
+    """None if ``element`` is a chemical symbol of an fcc metal, else a message naming it and the fix.
+
+    The chain's MD rung builds fcc cells and an fcc bicrystal, so a bcc or hcp element is refused here, before its
+    pseudopotential or potential is looked for (which would name a missing file instead of the reason).
+    """
     from ase.data import chemical_symbols
+
+    from aiida_multiscale.engines.lammps import settings as md_settings
 
     if not isinstance(element, str) or element not in chemical_symbols[1:]:
         return (
             f'element: {element!r} is not a chemical symbol; give one such as "Al", "Cu" or "Ni" (capital first letter)'
         )
-    return None
+    return message_of(md_settings.check_element, element)
 
 
 def check_anneal(element: str | None, temperature: float, anneal_time: float) -> str | None:
