@@ -203,7 +203,7 @@ def test_abort_carries_root_cause(parse, tmp_path):
 
 
 @pytest.mark.unit
-def test_root_cause_first_error_of_the_log():
+def test_root_cause_recorded_and_hand_cut_logs_fake():
     log = (FIXTURES / 'abort_hypre' / 'moose.log').read_text()
     cause = root_cause(log)
     assert cause.startswith('PETSc error: Unable to find requested PC type hypre (Unknown type.')
@@ -231,7 +231,7 @@ def test_root_cause_first_error_of_the_log():
 
 
 @pytest.mark.unit
-def test_log_postprocessors_merges_split_and_repeated_tables():
+def test_log_postprocessors_merges_split_and_repeated_tables_fake():
     table = (
         'Postprocessor Values:\n+------+-----+\n| time | a   |\n+------+-----+\n| 0 | 1 |\n| 1 | 2 |\n+------+-----+\n'
         '+------+-----+\n| time | b   |\n+------+-----+\n| 0 | 5 |\n| 1 | 6 |\n+------+-----+\n\n'

@@ -239,7 +239,7 @@ def test_hypre_abort_names_the_cause(sims, codes):
     assert node.outputs.output_parameters['time'] == 0.0
 
 
-def test_obstacles_are_read_from_the_inputs(tmp_path):
+def test_obstacles_are_read_from_the_inputs_fake(tmp_path):
     """The skip reasons come from the input and its includes: a missing .msh, hypre, MFEM."""
     (tmp_path / 'common_solver.i').write_text("[Executioner]\n  petsc_options_value = ' hypre boomeramg'\n[]\n")
     (tmp_path / 'a.i').write_text("mesh = 'm.msh'  # made by gmsh\n!include common_solver.i\n")
