@@ -186,7 +186,7 @@ def test_postprocessors_from_log_tables(parse):
     assert parameters['postprocessors'] == {'average': 0.4440607}
 
 
-def test_abort_carries_root_cause(parse, tmp_path):
+def test_abort_carries_root_cause(parse):
     """A solver missing from the build: PETSc aborts at the first solve, and the exit message says so."""
     results, status, message = parse(FIXTURES / 'abort_hypre')
     assert status == 311
@@ -194,7 +194,10 @@ def test_abort_carries_root_cause(parse, tmp_path):
     assert 'Unable to find requested PC type hypre' in message
     # the initial state was written before the abort: kept, and its time is known
     assert results['output_parameters']['time'] == 0.0 and 'exodus' in results
-    # without the job script's report of the signal, the log's own `terminate called` tells the same
+
+
+def test_abort_without_signal_report_fake(parse, tmp_path):
+    """The recorded abort without the job script's report of the signal: the log's `terminate called` tells it."""
     folder = tmp_path / 'run'
     shutil.copytree(FIXTURES / 'abort_hypre', folder)
     (folder / '_scheduler-stderr.txt').unlink()
