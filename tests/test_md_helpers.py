@@ -54,6 +54,33 @@ def test_species_mismatch_is_named():
         validate_potential_file(potentials_folder() / 'Cu_zhou.eam.alloy', 'Al')
 
 
+def test_alloy_potential_with_several_species():
+    """An alloy file (CuNi.eam.alloy: Ni and Cu) is a potential for each of its elements: the scripts name only the
+    simulated element in pair_coeff, so Cu runs on the Cu-Cu part; for an element it lacks it is refused."""
+    checked = validate_potential_file(potentials_folder() / 'CuNi.eam.alloy', 'Cu')
+    assert checked['species'] == ['Ni', 'Cu'] and checked['pair_style'] == 'eam/alloy'
+    assert inputs.pair_lines('eam/alloy', 'CuNi.eam.alloy', 'Cu').splitlines()[1] == 'pair_coeff * * CuNi.eam.alloy Cu'
+    with pytest.raises(PotentialFileError, match=r"provides species \['Ni', 'Cu'\], not 'Al': pass a potential for Al"):
+        validate_potential_file(potentials_folder() / 'CuNi.eam.alloy', 'Al')
+    with pytest.raises(PotentialFileError, match=r"provides species \['Ni', 'Al', 'H'\], not 'Cu'"):
+        validate_potential_file(potentials_folder() / 'NiAlH_jea.eam.fs', 'Cu')
+
+
+def test_meam_without_its_parameter_file_is_refused():
+    """A MEAM library needs the potential's parameter file, which one potential file cannot carry: refused with the
+    reason and the fix; a parameter file given as the potential likewise."""
+    with pytest.raises(PotentialFileError) as library:
+        validate_potential_file(potentials_folder() / 'library.meam', 'Cu')
+    message = str(library.value)
+    assert "'library.meam' is a MEAM library" in message and 'parameter file' in message
+    assert 'give an EAM potential (.eam, .eam.alloy or .eam.fs) for Cu' in message
+    with pytest.raises(PotentialFileError, match=r"'Cu.meam' is a MEAM parameter file \(settings such as rc = ...\)"):
+        validate_potential_file(potentials_folder() / 'Cu.meam', 'Cu')
+    # the element check comes first: a library without the element says so
+    with pytest.raises(PotentialFileError, match="provides species .* not 'Xe'"):
+        validate_potential_file(potentials_folder() / 'library.meam', 'Xe')
+
+
 def test_unknown_pair_style():
     with pytest.raises(PotentialFileError, match="unknown or unsupported pair style 'lj/cut'.*eam, eam/alloy"):
         validate_potential_file(potentials_folder() / 'Al_mm.eam.fs', 'Al', 'lj/cut')

@@ -58,6 +58,14 @@ def test_unknown_pair_style_rejected(codes):
         run(_builder(codes, potential))
 
 
+def test_meam_library_node_rejected(codes):
+    """A MEAM library made into a node without our validation is refused by the port validator before submission."""
+    library = (potentials_folder() / 'library.meam').read_bytes()
+    potential = _raw_potential(library, 'library.meam', 'meam', ['Cu'])
+    with pytest.raises(ValueError, match="'library.meam' is a MEAM library, which LAMMPS needs together with"):
+        run(_builder(codes, potential, element='Cu'))
+
+
 def test_corrupt_potential_rejected(codes):
     al = (potentials_folder() / 'Al_mm.eam.fs').read_bytes()[:30000]
     potential = _raw_potential(al, 'Al_cut.eam.fs', 'eam/fs', ['Al'])
@@ -122,6 +130,10 @@ def test_default_potential_recorded(codes):
         (['--element', 'Al', '--potential', str(potentials_folder() / 'Cu_zhou.eam.alloy')], "provides species ['Cu']"),
         (['--element', 'Al', '--potential', str(potentials_folder() / 'README')], 'cannot tell the pair style'),
         (['--element', 'Fe'], "element 'Fe' is bcc"),
+        (['--element', 'Cu', '--potential', str(potentials_folder() / 'library.meam')], 'is a MEAM library'),
+        (['--element', 'Cu', '--potential', str(potentials_folder() / 'Cu.meam')], 'is a MEAM parameter file'),
+        (['--element', 'Al', '--potential', str(potentials_folder() / 'CuNi.eam.alloy')],
+         "provides species ['Ni', 'Cu'], not 'Al'"),
         (['--element', 'Al', '--dft', '999999999'], '--dft: no node'),
     ],
 )  # fmt: skip

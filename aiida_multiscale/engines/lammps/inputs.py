@@ -33,7 +33,8 @@ GB_MINIMISATIONS_PER_CONFIGURATION = 4
 THERMO_STYLE = 'thermo_style custom step pe press pxx pyy pzz pyz lx ly lz fnorm'
 
 #: pair_style -> how ``pair_coeff`` names the file and the element (``eam`` funcfl files carry one element and take
-#: none; meam library files are used with a NULL parameter file).
+#: none; an alloy file gives the simulated element's part; ``meam`` would take a NULL parameter file, which is why the
+#: potential validation refuses MEAM files).
 PAIR_COEFF = {
     'eam': 'pair_coeff * * {filename}',
     'eam/alloy': 'pair_coeff * * {filename} {element}',

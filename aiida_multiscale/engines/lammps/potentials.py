@@ -30,7 +30,9 @@ __all__ = (
     'validate_potential_node',
 )
 
-#: Pair styles whose files hold the whole single-element potential (MEAM: a library file, used with NULL parameters).
+#: Pair styles whose files the validation recognises.  The EAM ones hold the whole potential in one file; a MEAM
+#: potential needs its library and its parameter file, so :func:`validate_potential_file` recognises a MEAM file only to
+#: refuse it with the reason (the MD rung takes one potential file).
 SUPPORTED_PAIR_STYLES = ('eam', 'eam/alloy', 'eam/fs', 'meam')
 
 _FOILES_1986 = {
@@ -213,6 +215,8 @@ def _parse_setfl(lines: list[str], finnis_sinclair: bool) -> dict:
 
 
 _MEAM_ENTRY = re.compile(r"^\s*'([A-Za-z]+)'\s+'([A-Za-z0-9]+)'")
+#: A line of a MEAM parameter file: ``rc = 4.0``, ``Cmin(1,1,1) = 0.8``, ``nn2(1,2)=1``.
+_MEAM_SETTING = re.compile(r'^\s*[A-Za-z_][A-Za-z0-9_]*(\([\d,\s]+\))?\s*=')
 
 
 def _parse_meam_library(lines: list[str]) -> dict:
@@ -223,8 +227,30 @@ def _parse_meam_library(lines: list[str]) -> dict:
         if match:
             species.append(match.group(1))
     if not species:
+        if any(_MEAM_SETTING.match(line) for line in lines):
+            raise _MeamParameterFile
         raise ValueError("no MEAM library entry (a line starting with 'El' 'lat') found")
     return {'species': species, 'cutoff': None}
+
+
+class _MeamParameterFile(ValueError):
+    """The file holds MEAM settings (``rc = ...``), not library entries."""
+
+
+def _meam_refused(name: str, element: str, parameter_file: bool) -> PotentialFileError:
+    """Why a MEAM file cannot be the MD rung's potential, and what to give instead."""
+    what = (
+        f'potential file {name!r} is a MEAM parameter file (settings such as rc = ...), not a potential on its own'
+        if parameter_file
+        else f"potential file {name!r} is a MEAM library, which LAMMPS needs together with the potential's "
+        f'parameter file (pair_coeff * * {name} {element} PARAMETER_FILE {element}); without that file LAMMPS uses '
+        'its own defaults for the settings the file holds (cutoff rc, smoothing delr, second-neighbour terms nn2 ...), '
+        'which is not the published potential'
+    )
+    return PotentialFileError(
+        f'{what}.  The MD rung takes one potential file: give an EAM potential (.eam, .eam.alloy or .eam.fs) for '
+        f'{element}'
+    )
 
 
 def _header_tags(first_line: str) -> dict:
@@ -283,6 +309,8 @@ def validate_potential_file(
             parsed = _parse_setfl(lines, finnis_sinclair=pair_style == 'eam/fs')
         else:
             parsed = _parse_meam_library(lines)
+    except _MeamParameterFile:
+        raise _meam_refused(name, element, parameter_file=True) from None
     except (ValueError, IndexError) as exc:
         raise PotentialFileError(
             f'potential file {name!r} is not a valid {pair_style} file ({exc or "unexpected end of file"}): '
@@ -293,6 +321,8 @@ def validate_potential_file(
         raise PotentialFileError(
             f'potential file {name!r} provides species {species}, not {element!r}: pass a potential for {element}'
         )
+    if pair_style == 'meam':
+        raise _meam_refused(name, element, parameter_file=False)
     header = _header_tags(lines[0]) if lines else {}
     if header.get('units') and header['units'].split()[0] != 'metal':
         raise PotentialFileError(f'potential file {name!r} is in LAMMPS units {header["units"]!r}; metal is required')
