@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from aiida_multiscale.cli import cli
 from aiida_multiscale.resources import (
     ResourceError,
+    builder_options,
     merge_options,
     normalise_options,
     options_from_flags,
@@ -157,7 +158,7 @@ def test_builders_use_protocol_options_and_options_override(codes, pseudo_family
     md = MdWorkChain.get_builder_from_protocol(
         codes['lmp'], 'Al', protocol='fast', overrides={'options': {'max_wallclock_seconds': 900}}
     )
-    assert md.lammps.metadata.options == {
+    assert builder_options(md)['md'] == {
         **PROTOCOL,
         'max_wallclock_seconds': 900,
         'environment_variables': {'OMP_NUM_THREADS': '1'},
@@ -175,7 +176,6 @@ def test_builders_use_protocol_options_and_options_override(codes, pseudo_family
 
 
 def test_chain_builder_per_rung_options(codes, pseudo_family):
-    from aiida_multiscale.resources import builder_options
     from aiida_multiscale.workflows.chain import MultiscaleWorkChain
 
     builder = MultiscaleWorkChain.get_builder_from_protocol(
