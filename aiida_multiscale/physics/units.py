@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import typing as t
 
 if t.TYPE_CHECKING:
@@ -67,8 +68,11 @@ def convert(value: float, from_unit: str, to_unit: str) -> float:
 
 
 def is_finite_number(value) -> bool:
-    """True for a finite real int/float (bools excluded: ``True`` is not a physical quantity)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """True for a finite real number: int, float or a numpy scalar such as ``float32`` (which is not a ``float``).
+
+    Bools are excluded (``True`` is not a physical quantity), and so are arrays: a quantity is one number.
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @functools.lru_cache(maxsize=64)
