@@ -42,6 +42,7 @@ _EXCLUDED_INPUTS = (
     'metadata',
     'checkpoint_interval',
     'moose.input_file',
+    'moose.input_folder',
     'moose.files',
     'moose.cmdline',
     'moose.parent_folder',

@@ -46,6 +46,7 @@ __all__ = ('PhaseFieldWorkChain',)
 _EXCLUDED_INPUTS = (
     'metadata',
     'moose.input_file',
+    'moose.input_folder',
     'moose.files',
     'moose.cmdline',
     'moose.threads',
