@@ -108,6 +108,20 @@ def test_refuses_injection_in_values(value):
         render_hit({'Outputs': {'file_base': value}})
 
 
+@pytest.mark.parametrize(
+    'value', ['/tmp/evil', '/etc/passwd', ' /x', '~/x', '../x', '../../out', 'a/../../b', 'a/..', '..', ['ok', '/abs']]
+)
+def test_refuses_paths_outside_the_working_directory(value):
+    """A file name that is absolute or climbs out with .. would make MOOSE read or write outside its folder."""
+    with pytest.raises(HitError, match=r'Outputs/file_base: string .* is an absolute path or climbs out'):
+        render_hit({'Outputs': {'file_base': value}})
+
+
+@pytest.mark.parametrize('value', ['out', 'data/boundary.csv', 'x / 2', '4 * M / (3 * width)', 'a..b', ['a', 'b/c']])
+def test_relative_names_and_divisions_are_written(value):
+    assert 'file_base = ' in render_hit({'Outputs': {'file_base': value}})
+
+
 @pytest.mark.parametrize('name', ['a b', 'a/b', 'a]', '[a', 'x=1', '', 'a\nb', '#'])
 def test_refuses_bad_names(name):
     with pytest.raises(HitError, match='name'):

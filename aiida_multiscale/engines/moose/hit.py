@@ -7,7 +7,9 @@ names), so a string such as ``"x' [Outputs] file_base = /etc/x #"`` must be refu
 escape (HIT has no escape sequences inside quotes), we only accept characters that cannot change the structure:
 
 * names of blocks and parameters are identifiers;
-* strings are limited to a safe alphabet (no quotes, brackets, ``#``, ``$``, ``;``, newlines or control characters);
+* strings are limited to a safe alphabet (no quotes, brackets, ``#``, ``$``, ``;``, newlines or control characters),
+  and may not be an absolute path (``/...``, ``~...``) or contain a ``..`` path component, so that no file name can
+  point outside the calculation's folder;
 * ``${fparse ...}`` and ``${name}`` come only from :class:`Expression` and :class:`Variable`, which validate their own
   content; a plain string containing ``$`` is rejected.
 
@@ -29,6 +31,8 @@ _NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 _BLOCK = re.compile(r'^(\./)?[A-Za-z0-9_][A-Za-z0-9_.\-]*$')
 #: Characters allowed in a quoted string value: enough for parsed-function expressions, file names, lists of names.
 _SAFE_STRING = re.compile(r'^[A-Za-z0-9_ .,:/+\-*^()<>=!&|%@~]*$')
+#: A ``..`` path component: a file name that climbs out of the calculation's folder.
+_PARENT = re.compile(r'(^|[/\s])\.\.($|[/\s])')
 #: A token that can be written without quotes.
 _BARE = re.compile(r'^[A-Za-z0-9_.:/+\-]+$')
 #: Characters allowed in an fparse expression (no quotes, braces, ``$`` or ``#``).
@@ -107,6 +111,11 @@ def _format_scalar(value, where: str, in_list: bool = False) -> str:
             raise HitError(
                 f'{where}: string {value!r} contains forbidden characters {bad!r}; quotes, brackets, #, $, ;, '
                 'newlines and control characters cannot be written into a MOOSE input'
+            )
+        if value.lstrip().startswith(('/', '~')) or _PARENT.search(value):
+            raise HitError(
+                f'{where}: string {value!r} is an absolute path or climbs out of the working directory (..); MOOSE '
+                "runs in the calculation's folder: name the file relative to it and pass the file with the input"
             )
         if in_list:
             if not value or not _BARE.match(value):
