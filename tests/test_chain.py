@@ -334,3 +334,40 @@ def test_cli_launch_chain_bad_input(codes, pseudo_family, args, expected):
     assert result.exit_code == 1
     assert expected in result.output and 'Traceback' not in result.output
     assert orm.QueryBuilder().append(orm.WorkflowNode).count() == before
+
+
+@pytest.mark.parametrize(
+    'command', [['status'], ['status', '--watch'], ['trace'], ['trace', '--format', 'json'], ['graph']]
+)
+@pytest.mark.parametrize('identifier', ['999999999', 'ffffffff-0000'])
+def test_cli_missing_node_is_one_line(aiida_profile, command, identifier):
+    """``status``, ``trace`` and ``graph`` of a node that does not exist: one error line naming it, exit 1."""
+    from click.testing import CliRunner
+
+    from aiida_multiscale.cli import cli
+
+    result = CliRunner().invoke(cli, [command[0], identifier, *command[1:]])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: no node '{identifier}'"), result.output
+    assert 'Traceback' not in result.output and isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    ('command', 'expected'),
+    [
+        (['status'], 'is not a MultiscaleWorkChain (it is a Int)'),
+        (['trace'], 'is a Int, not a MultiscaleWorkChain or a macro HandoffData'),
+        (['graph'], 'is a Int, not a MultiscaleWorkChain'),
+    ],
+)
+def test_cli_node_of_another_type_is_one_line(aiida_profile, command, expected):
+    from click.testing import CliRunner
+
+    from aiida_multiscale.cli import cli
+
+    node = orm.Int(1).store()
+    result = CliRunner().invoke(cli, [*command, str(node.pk)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and 'Traceback' not in result.output

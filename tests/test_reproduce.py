@@ -64,3 +64,46 @@ def test_reproduce_fast_chain_from_archive(fast_chain, aiida_profile, tmp_path):
     assert calcs and not any(calc.base.caching.get_cache_source() for calc in calcs)
     youngs = fast_chain.outputs.macro.value('youngs_modulus', 'Pa')
     assert rerun.outputs.macro.value('youngs_modulus', 'Pa') == pytest.approx(youngs, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    'content',
+    [b'', b'not an archive at all\n' * 10, b'PK\x03\x04' + b'\x00' * 200],
+    ids=['empty', 'text', 'truncated_zip'],
+)
+def test_reproduce_corrupt_archive_is_one_line(aiida_profile, tmp_path, content):
+    """A file that is not a readable AiiDA archive: one error line naming the file, exit 1, nothing imported."""
+    from aiida import orm
+    from click.testing import CliRunner
+
+    from aiida_multiscale.cli import cli
+
+    archive = tmp_path / 'chain.aiida'
+    archive.write_bytes(content)
+    before = orm.QueryBuilder().append(orm.Node).count()
+    result = CliRunner().invoke(cli, ['reproduce', str(archive)])
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('Error: ') and str(archive) in lines[0], result.output
+    assert 'Traceback' not in result.output
+    assert orm.QueryBuilder().append(orm.Node).count() == before
+
+
+@pytest.mark.parametrize('version', ['0.4', 'main_9999'])
+def test_reproduce_archive_of_another_version_fake(aiida_profile, tmp_path, version):
+    """An archive whose metadata names another schema version (a fake: metadata only): one line that says to migrate."""
+    import zipfile
+
+    from click.testing import CliRunner
+
+    from aiida_multiscale.cli import cli
+
+    archive = tmp_path / 'old.aiida'
+    with zipfile.ZipFile(archive, 'w') as handle:
+        handle.writestr('metadata.json', json.dumps({'export_version': version, 'aiida_version': '1.0.0'}))
+    result = CliRunner().invoke(cli, ['reproduce', str(archive)])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, repr(result.exception)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f'Archive schema version `{version}` is incompatible' in lines[0]
+    assert 'verdi archive migrate' in lines[0] and 'Traceback' not in result.output

@@ -158,6 +158,7 @@ def cmd_reproduce(archive, stds, rtol, only, as_json):
     plugin.
     """
     from aiida import orm
+    from aiida.common.exceptions import CorruptStorage, IncompatibleStorageSchema, UnreachableStorage
     from aiida.engine import run_get_node
     from aiida.manage.caching import disable_caching
     from aiida.tools.archive.imports import import_archive
@@ -165,7 +166,13 @@ def cmd_reproduce(archive, stds, rtol, only, as_json):
     def log(message: str) -> None:
         click.echo(message, err=as_json)
 
-    uuids = archived_chains(archive)
+    try:
+        uuids = archived_chains(archive)
+    except (CorruptStorage, IncompatibleStorageSchema, UnreachableStorage) as exc:
+        echo_error(
+            f'{archive} is not an archive this aiida-core can read ({exc}): give a file made by `verdi archive '
+            'create`; an archive of an older aiida-core is updated by `verdi archive migrate`'
+        )
     if only:
         missing = sorted(set(only) - set(uuids))
         if missing:
