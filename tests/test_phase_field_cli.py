@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -35,3 +36,33 @@ def test_help_states_the_protocol_file_defaults():
         start = text.index(option + ' FLOAT')
         assert f'(default {default}, assumed (protocol file phase_field.yaml))' in text[start : start + 200], option
     assert f'Grid, domain and cycles (default: {protocols["default_protocol"]}).' in text
+
+
+@pytest.mark.parametrize(
+    ('arguments', 'message'),
+    [
+        (['--gb-energy', '-0.5'], '= -0.5 J/m**2 must be > 0 (valid range: (0, inf) J/m**2)'),
+        (['--gb-energy', '0'], 'gb_energy (GB energy sigma) = 0 J/m**2 must be > 0'),
+        (['--mobility-prefactor', '0'], 'mobility_prefactor (mobility prefactor M0) = 0 m**4/(J*s) must be > 0'),
+        (['--activation-energy', '-0.1'], 'activation_energy = -0.1 eV must be >= 0'),
+        (['--temperature', '0'], 'temperature (temperature) = 0 K must be > 0 (valid range: (0, inf) K)'),
+        (['--temperature', '-300'], 'temperature (temperature) = -300 K must be > 0'),
+        (['--anneal-time', '0'], 'anneal_time (anneal_time) = 0 s must be > 0 (valid range: (0, inf) s)'),
+        (['--anneal-time', '-1e-4'], 'anneal_time (anneal_time) = -0.0001 s must be > 0'),
+        (['--grains', '0'], 'parameters: grains must be a positive integer, got 0'),
+        (['--grains', '1'], 'parameters: grains = 1 must be >= 2'),
+        (['--gb-energy', 'nan'], "quantity 'gb_energy': value must be a finite real number, got nan"),
+        (['--temperature', 'inf'], "quantity 'temperature': value must be a finite real number, got inf"),
+    ],
+)
+def test_out_of_range_values_stop_before_submission(codes, arguments, message):
+    """Each out-of-range value: one error line with the quantity, its value and the valid range; nothing submitted."""
+    from aiida import orm
+
+    before = orm.QueryBuilder().append(orm.ProcessNode).count()
+    result = CliRunner().invoke(cli, ['launch', 'phase-field', '--protocol', 'fast', '--dry-run', *arguments])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('Error: ') and message in lines[0], result.output
+    assert 'Traceback' not in result.output
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == before
