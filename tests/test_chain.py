@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import secrets
 import subprocess
 import sys
@@ -172,6 +173,30 @@ def test_trace_reaches_every_pw_calculation(fast_chain, pseudo_family):
     assert data['macro']['uuid'] == fast_chain.outputs.macro.uuid
     # The assumed mobility (orders of magnitude) must dominate the uncertainty.
     assert data['weakest_handoff']['quantity'] in ('gb_mobility', 'mobility_prefactor')
+
+
+def tutorial_rows(chain) -> list[str]:
+    """The rows of the tutorial's table (docs/tutorial.md, section 6) that the DFT and MD rungs fix, as they must read
+    for ``chain``: the test suite's fast chain runs the same DFT and MD protocols as the demo the tutorial shows."""
+    handoffs = chain.outputs.handoffs
+    eos, elastic = handoffs.dft_to_md_eos, handoffs.dft_to_md_elastic
+    cij = ', '.join(f'{elastic.value(name, "GPa"):.1f}' for name in ('c11', 'c12', 'c44'))
+    sigma = handoffs.md_to_mesoscale_interface.value('gb_energy', 'J/m**2')
+    return [
+        f'| a0 (DFT, LDA, 12^3 k) | {eos.value("a0", "angstrom"):.3f} A |',
+        f'| B0 (DFT, 12^3 k) | {eos.value("bulk_modulus", "GPa"):.1f} GPa |',
+        f'| C11, C12, C44 (DFT, 24^3 k) | {cij} GPa |',
+        f'| sigma_GB (MD, Mendelev) | {sigma:.3f} J/m^2 |',
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+def test_tutorial_numbers_of_the_dft_and_md_rungs(fast_chain):
+    """The tutorial's DFT and MD numbers are what these rungs give today, so that the page cannot go stale."""
+    text = (pathlib.Path(__file__).parent.parent / 'docs' / 'tutorial.md').read_text()
+    missing = [row for row in tutorial_rows(fast_chain) if row not in text]
+    assert not missing, f'docs/tutorial.md section 6 should read: {missing}'
 
 
 # -- CLI on the real chain ------------------------------------------------------------------------------------

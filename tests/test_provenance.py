@@ -57,3 +57,30 @@ def test_boundary_check_mock(aiida_profile, through_bridge):
     else:
         assert len(violations) == 1
         assert "'dft__eos'" in violations[0] and 'fit_equation_of_state' in violations[0]
+
+
+def test_eos_points_are_the_fitted_ones_mock(aiida_profile):
+    """The EOS picture's points are the inputs of the fit that made ``eos`` (hand-built graph), not every SCF at an
+    isotropic scaling: a zero-strain cell of the elastic stage (same volume, another k-mesh) stays out."""
+    import types
+
+    from ase.build import bulk
+
+    from aiida_multiscale.provenance.pictures import eos_points
+
+    fit = _process(orm.CalcFunctionNode, 'fit_equation_of_state')
+    expected = []
+    for index, (a, energy) in enumerate([(3.9, -57.010), (3.96, -57.015), (4.02, -57.012)]):
+        structure = orm.StructureData(ase=bulk('Al', 'fcc', a=a)).store()
+        parameters = orm.Dict({'energy': energy}).store()
+        fit.base.links.add_incoming(structure, LinkType.INPUT_CALC, f'structure_{index}')
+        fit.base.links.add_incoming(parameters, LinkType.INPUT_CALC, f'output_parameters_{index}')
+        expected.append((structure.get_cell_volume(), energy))
+    fit.base.links.add_incoming(orm.Str('multiscale/lda').store(), LinkType.INPUT_CALC, 'pseudo_family')
+    fit.store()
+    eos = HandoffData({'a0': {'value': 3.96, 'unit': 'angstrom', 'std': 0.001}}, producer='fit_equation_of_state')
+    eos.base.links.add_incoming(fit, LinkType.CREATE, 'eos')
+    eos.store()
+    dft = types.SimpleNamespace(outputs=types.SimpleNamespace(eos=eos))
+    points = eos_points(dft)
+    assert points == sorted(expected)  # one atom per cell: per-atom values are the cell's

@@ -11,26 +11,26 @@ __all__ = ('eos_points', 'plot_eos', 'write_pictures')
 
 
 def eos_points(dft) -> list[tuple[float, float]]:
-    """(volume per atom [A^3], energy per atom [eV]) of every isotropically scaled SCF of a DftWorkChain.
+    """(volume per atom [A^3], energy per atom [eV]) of the SCFs that the DFT rung's EOS fit was made from.
 
-    The strained cells of the elastic stage are not isotropic scalings of the equilibrium cell and are left out.
+    Read from the inputs of the calcfunction that created the ``eos`` output (``structure_<i>``,
+    ``output_parameters_<i>``), so that the picture shows exactly the fitted points: not the strained cells of the
+    elastic stage, whose zero-strain cell has the equilibrium volume but may use another k-mesh (and so another
+    energy), nor the points of an EOS grid that was re-centred away from.
     """
-    import numpy as np
-    from aiida import orm
+    from aiida.common.links import LinkType
 
-    reference = np.array(dft.outputs.structure.cell)
+    creator = dft.outputs.eos.base.links.get_incoming(link_type=LinkType.CREATE).one().node
+    inputs = {link.link_label: link.node for link in creator.base.links.get_incoming(link_type=LinkType.INPUT_CALC)}
     points = []
-    for calc in dft.called_descendants:
-        if not isinstance(calc, orm.CalcJobNode) or not calc.is_finished_ok or 'output_parameters' not in calc.outputs:
+    for label, structure in inputs.items():
+        if not label.startswith('structure_'):
             continue
-        structure = calc.inputs.structure
-        cell = np.array(structure.cell)
-        mask = np.abs(reference) > 1e-8
-        ratio = cell[mask] / reference[mask]
-        if np.ptp(ratio) > 1e-6 or np.any(np.abs(cell[~mask]) > 1e-8):
+        parameters = inputs.get('output_parameters_' + label[len('structure_') :])
+        if parameters is None:
             continue
         natoms = len(structure.sites)
-        points.append((structure.get_cell_volume() / natoms, calc.outputs.output_parameters['energy'] / natoms))
+        points.append((structure.get_cell_volume() / natoms, parameters['energy'] / natoms))
     return sorted(points)
 
 
