@@ -126,3 +126,33 @@ def test_real_polycrystal(codes, tmp_path):
     assert calc.exit_status == 0 and set(calc.inputs.files.keys()) == {'euler_angles'}
     rendered = node.base.links.get_outgoing(link_label_filter='fem_input').one().node.outputs.input_file
     assert calc.inputs.input_file.uuid == rendered.uuid and 'checkpoint_interval' not in calc.inputs
+
+
+@pytest.mark.parametrize('stress_gpa', [0.2, 0.01], ids=['above_voigt', 'below_reuss'])
+def test_outside_bounds_hands_nothing_on_mock(codes, stress_gpa):
+    """E_eff outside [Reuss, Voigt] ends the rung with 330 before any output is attached (mock: the MOOSE averages are
+    written by hand, no MOOSE runs); the number stays in the provenance as the fem_mechanics calcfunction's output."""
+    import types
+
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+
+    from aiida_multiscale.engines.moose.solid_mechanics import STRESS_UNIT
+
+    assert STRESS_UNIT == 'GPa'
+    micro = _voronoi()
+    builder = FemWorkChain.get_builder_from_protocol(codes['moose'], micro, _elastic(), protocol='fast')
+    process = instantiate_process(get_manager().get_runner(), builder)
+    averages = {'average_stress_xx': stress_gpa, 'average_strain_xx': 1e-3, 'average_strain_yy': -3.5e-4,
+                'max_vonmises': 1.1 * stress_gpa}  # fmt: skip
+    parameters = orm.Dict({'postprocessors': averages, 'csv_file': 'elasticity.csv'}).store()
+    process.ctx.moose = types.SimpleNamespace(outputs=types.SimpleNamespace(output_parameters=parameters))
+    exit_code = process.results()
+    assert exit_code is not None and exit_code.status == FemWorkChain.exit_codes.ERROR_OUTSIDE_BOUNDS.status == 330
+    assert f'E_eff = {stress_gpa / 1e-3:.4g} GPa lies outside the Voigt-Reuss bounds' in exit_code.message
+    assert 'mechanics' not in process.outputs and 'stress_map' not in process.outputs
+    voigt, reuss = youngs_bounds(108.2, 61.3, 28.5, micro.euler_angles, micro.area_fractions)
+    assert f'[{reuss:.4g}, {voigt:.4g}]' in exit_code.message
+    (mechanics,) = [link.node for link in parameters.base.links.get_outgoing(link_type=LinkType.INPUT_CALC).all()]
+    assert mechanics.process_label == 'fem_mechanics'
+    assert mechanics.outputs.result.value('youngs_modulus', 'GPa') == pytest.approx(stress_gpa / 1e-3)

@@ -226,17 +226,12 @@ class FemWorkChain(ProtocolMixin, WorkChain):
             return self.exit_codes.ERROR_MISSING_OUTPUT.format(pk=node.pk, output=f'{FILE_BASE}.csv')
 
     def results(self):
-        """The moduli and bounds (a calcfunction), the stress map, and the check against the bounds."""
+        """The moduli and bounds (a calcfunction), checked against the bounds before anything is handed on; the map."""
         node = self.ctx.moose
         result = fem_mechanics(
             node.outputs.output_parameters, self.inputs.microstructure, self.inputs.elastic,
             metadata={'call_link_label': 'fem_mechanics'},
         )  # fmt: skip
-        self.out('mechanics', result)
-        self.out('stress_map', fem_stress_map(
-            node.outputs.exodus, self.inputs.microstructure, self.ctx.parameters,
-            metadata={'call_link_label': 'fem_stress_map'},
-        ))  # fmt: skip
         youngs, voigt, reuss = (
             result.value(name, 'GPa') for name in ('youngs_modulus', 'youngs_modulus_voigt', 'youngs_modulus_reuss')
         )
@@ -244,6 +239,13 @@ class FemWorkChain(ProtocolMixin, WorkChain):
             f'E_eff = {youngs:.4g} GPa in [Reuss {reuss:.4g}, Voigt {voigt:.4g}] GPa, '
             f'nu_eff = {result.value("poisson_ratio"):.4g}'
         )
-        # The tolerance of the fem_to_macro bridge, which checks the same bounds when the chain hands the result on.
+        # The check comes before the outputs, so that a modulus outside its bounds is never handed on: it stays in the
+        # provenance as the output of the fem_mechanics calcfunction, for inspection.  The tolerance is the fem_to_macro
+        # bridge's, which checks the same bounds when the chain hands the result on.
         if not (reuss * (1 - BOUNDS_TOLERANCE) <= youngs <= voigt * (1 + BOUNDS_TOLERANCE)) or math.isnan(youngs):
             return self.exit_codes.ERROR_OUTSIDE_BOUNDS.format(youngs=youngs, reuss=reuss, voigt=voigt)
+        self.out('mechanics', result)
+        self.out('stress_map', fem_stress_map(
+            node.outputs.exodus, self.inputs.microstructure, self.ctx.parameters,
+            metadata={'call_link_label': 'fem_stress_map'},
+        ))  # fmt: skip
