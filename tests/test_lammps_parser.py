@@ -100,3 +100,26 @@ def test_complete_run_with_late_scheduler_message_is_a_success_fake(parse_fake_j
 def test_missing_output_without_scheduler_reason_gives_351_fake(parse_fake_job):
     _, status = parse_fake_job(None)
     assert status == 351
+
+
+@pytest.mark.real_code
+def test_lammps_error_gives_309(codes):
+    """A real lmp run that stops on a LAMMPS ``ERROR`` (an unknown command): still 309 through our parser."""
+    import io
+
+    from aiida.engine import run_get_node
+    from aiida.plugins import CalculationFactory
+
+    builder = CalculationFactory('lammps.raw').get_builder()
+    builder.code = codes['lmp']
+    script = 'units metal\nno_such_command 1\n'
+    builder.script = orm.SinglefileData(io.BytesIO(script.encode()), filename='input.in')
+    builder.metadata.options.parser_name = 'multiscale.lammps.raw'
+    builder.metadata.options.resources = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+    builder.metadata.options.withmpi = False
+    builder.metadata.options.max_wallclock_seconds = 120
+    _, node = run_get_node(builder)
+    assert node.exit_status == 309, f'[{node.exit_status}] {node.exit_message}'
+    assert 'ERROR: Unknown command: no_such_command' in node.exit_message
+    with node.outputs.retrieved.open('lammps.out') as handle:
+        assert 'ERROR: Unknown command: no_such_command 1' in handle.read()
