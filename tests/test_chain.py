@@ -208,6 +208,7 @@ def test_cli_status_trace_graph(fast_chain, tmp_path):
     from click.testing import CliRunner
 
     from aiida_multiscale.cli import cli
+    from aiida_multiscale.data.handoff import HandoffData
 
     runner = CliRunner()
     result = runner.invoke(cli, ['status', str(fast_chain.pk)])
@@ -230,7 +231,7 @@ def test_cli_status_trace_graph(fast_chain, tmp_path):
     for called in fast_chain.called:
         if isinstance(called, orm.CalcFunctionNode) and called.process_label in bridge_names:
             for link in called.base.links.get_outgoing(link_type=LinkType.CREATE).all():
-                if link.node.uuid in ancestors:
+                if isinstance(link.node, HandoffData) and link.node.uuid in ancestors:  # not the MicrostructureData
                     expected[link.node.uuid] = called.process_label
     assert {entry['uuid']: entry['bridge'] for entry in data['handoffs']} == expected
     scales = {
