@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import signal
 import sys
 import time
 
@@ -109,6 +110,9 @@ def _run_in_pty(argv: list[str], interrupt_after: bytes | None = None, timeout: 
         env.pop(name, None)
     pid, fd = pty.fork()
     if pid == 0:  # the child: its stdin, stdout and stderr are the terminal
+        # A background job (CI, nohup) inherits SIGINT ignored, and an ignored signal stays ignored across exec: give
+        # the child the default disposition a user's terminal has, or Ctrl-C would not reach Python.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execve(argv[0], argv, env)
     output, interrupted, start = b'', False, time.monotonic()
     try:
