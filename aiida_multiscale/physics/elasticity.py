@@ -8,6 +8,9 @@ convention or a wrong boundary condition in the FEM shows up as E_eff outside [E
 Conventions: stiffness in Voigt notation (11, 22, 33, 23, 13, 12) with engineering shear strains; Bunge Euler angles
 (phi1, Phi, phi2) in degrees; ``g = R_z(phi2) R_x(Phi) R_z(phi1)`` maps sample to crystal coordinates, so a crystal
 tensor is carried into the sample frame by ``g^T`` (what MOOSE's ``ComputeElasticityTensorCP`` applies).
+
+Why not pymatgen's ``ElasticTensor``: its Voigt/Reuss/Hill moduli are those of a random (isotropic) aggregate, while
+the FEM check needs the bounds of one finite, area-weighted set of orientations along the loading axis.
 """
 
 from __future__ import annotations
