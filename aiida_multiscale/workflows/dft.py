@@ -27,6 +27,7 @@ from aiida_multiscale.workflows.functions.dft import (
     scale_structure_volumes,
     strain_structure,
 )
+from aiida_multiscale.workflows.functions.verification import verify_equation_of_state
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin, load_protocol_file
 from aiida_multiscale.workflows.validation import check_pseudo_family, message_of
 
@@ -204,6 +205,14 @@ class DftWorkChain(ProtocolMixin, WorkChain):
             help='c11, c12, c44 [GPa] with std from the stress-strain fit residuals, and the same metadata.',
         )
         spec.output('structure', valid_type=orm.StructureData, help='The cubic cell at the fitted equilibrium volume.')
+        spec.output(
+            'verification',
+            valid_type=HandoffData,
+            required=False,
+            help='Only for an `element`: the EOS against the all-electron PBE fcc reference of Bosoni et al., Nat. '
+            'Rev. Phys. 6, 45 (2024): nu, epsilon, v0/b0/b1_relative_difference [dimensionless]. metadata.status '
+            "'compared', or 'no_reference' (no quantities) with metadata.reason: LDA, spin-polarised, not fcc.",
+        )
 
         for status, label, message in EXIT_CODES:
             spec.exit_code(status, label, message=message)
@@ -353,6 +362,21 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         )
         return None
 
+    def _verify_eos(self, eos: HandoffData) -> None:
+        """Compare the EOS with the all-electron reference (the node says so when there is none on the same footing)."""
+        verification = verify_equation_of_state(
+            eos, self.inputs.element, metadata={'call_link_label': 'verify_equation_of_state'}
+        )
+        self.out('verification', verification)
+        if 'nu' in verification:
+            agreement = verification.metadata['agreement']
+            self.report(
+                f'verification against the all-electron PBE reference: nu = {verification.value("nu"):.3f} '
+                f'({agreement["nu"]}), epsilon = {verification.value("epsilon"):.3f} ({agreement["epsilon"]})'
+            )
+        else:
+            self.report(f'no verification against the all-electron reference: {verification.metadata["reason"]}')
+
     def inspect_eos(self):
         """Fit E(V); re-centre the grid when the minimum is not inside, or hand the fit to the calcfunction."""
         children = [orm.load_node(self.ctx.eos_children[str(j)]) for j in self._eos_indices()]
@@ -385,6 +409,8 @@ class DftWorkChain(ProtocolMixin, WorkChain):
                 f'EOS: a0 = {eos.value("a0"):.4f} A, B0 = {eos.value("bulk_modulus"):.1f} GPa, '
                 f"B' = {eos.value('bulk_modulus_derivative'):.2f}"
             )
+            if 'element' in self.inputs:
+                self._verify_eos(eos)
             return None
         if self.ctx.eos_iteration > self.ctx.parameters['eos_max_recentre']:
             return self.exit_codes.ERROR_EOS_NOT_BRACKETED.format(iterations=self.ctx.eos_iteration - 1)
