@@ -1,0 +1,209 @@
+"""Periodic RVE of a grain map (MOOSE homogenisation): effective elastic constants against analytic references.
+
+The references are written here, separately from the package: the isotropic moduli from Lame's constants, the
+directional modulus of a cubic crystal along <100>, and the Voigt and Reuss bounds from rotations made with scipy's
+``Rotation`` (not the package's Bunge matrices) and a rank-4 tensor rotation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+from scipy.spatial.transform import Rotation
+
+from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.data.microstructure import MicrostructureData
+from aiida_multiscale.engines.moose import rve
+from aiida_multiscale.workflows.functions.rve import validate_rve_parameters
+from aiida_multiscale.workflows.rve import RveElasticityWorkChain
+
+#: Cu at room temperature, GPa: Simmons and Wang, Single Crystal Elastic Constants and Calculated Aggregate
+#: Properties (MIT Press, 1971).  Zener ratio 2 C44 / (C11 - C12) = 3.2: strongly anisotropic.
+CU = (168.4, 121.4, 75.4)
+PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+# ------------------------------------------------------------------------------------------- independent references
+def _voronoi_map(n_grains: int, shape: tuple[int, int], seed: int) -> np.ndarray:
+    """A periodic Voronoi map by brute force (minimum-image distance to random seeds), relabelled 0..n-1."""
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    seeds = rng.uniform(0, 1, (n_grains, 2)) * [nx, ny]
+    y, x = np.mgrid[0:ny, 0:nx] + 0.5
+    d = np.abs(x[..., None] - seeds[:, 0])
+    d = np.minimum(d, nx - d) ** 2
+    e = np.abs(y[..., None] - seeds[:, 1])
+    d = d + np.minimum(e, ny - e) ** 2
+    labels = np.argmin(d, axis=-1)
+    return np.unique(labels, return_inverse=True)[1].reshape(shape)
+
+
+def _random_euler(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.column_stack(
+        [rng.uniform(0, 360, count), np.degrees(np.arccos(rng.uniform(-1, 1, count))), rng.uniform(0, 360, count)]
+    )
+
+
+def _crystal_to_sample(euler_deg) -> np.ndarray:
+    """Bunge (phi1, Phi, phi2): the crystal -> sample rotation is the intrinsic z-x'-z'' rotation by those angles."""
+    return Rotation.from_euler('ZXZ', euler_deg, degrees=True).as_matrix()
+
+
+def _cubic_tensor(c11, c12, c44) -> np.ndarray:
+    delta = np.eye(3)
+    tensor = c12 * np.einsum('ij,kl->ijkl', delta, delta) + c44 * (
+        np.einsum('ik,jl->ijkl', delta, delta) + np.einsum('il,jk->ijkl', delta, delta)
+    )
+    for i in range(3):
+        tensor[i, i, i, i] = c11
+    return tensor
+
+
+def _voigt_matrix(tensor) -> np.ndarray:
+    return np.array([[tensor[i, j, k, m] for k, m in PAIRS] for i, j in PAIRS])
+
+
+def _sample_stiffness(constants, euler_deg) -> np.ndarray:
+    r = _crystal_to_sample(euler_deg)
+    return _voigt_matrix(np.einsum('ia,jb,kc,ld,abcd->ijkl', r, r, r, r, _cubic_tensor(*constants)))
+
+
+def _voigt_reuss(constants, euler, weights) -> tuple[np.ndarray, np.ndarray]:
+    """Voigt stiffness (mean C) and Reuss compliance (mean S) of the grains, engineering-shear Voigt matrices."""
+    stiffnesses = [_sample_stiffness(constants, angles) for angles in euler]
+    voigt = sum(w * c for w, c in zip(weights, stiffnesses))
+    reuss = sum(w * np.linalg.inv(c) for w, c in zip(weights, stiffnesses))
+    return voigt, reuss
+
+
+def test_reference_rotation_convention():
+    """The test's own rotation against a literature orientation: Bunge (0, 54.7356, 45) puts crystal [111] on z."""
+    r = _crystal_to_sample([0.0, np.degrees(np.arccos(1 / np.sqrt(3))), 45.0])
+    np.testing.assert_allclose(r @ (np.ones(3) / np.sqrt(3)), [0, 0, 1], atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------------- helpers
+def _run(codes, grain_ids, euler, constants, **parameters):
+    micro = MicrostructureData(grain_ids=grain_ids, pixel_size=1e-6, euler_angles=euler)
+    elastic = HandoffData(
+        {
+            name: {'value': value, 'unit': 'GPa', 'note': 'test input'}
+            for name, value in zip(('c11', 'c12', 'c44'), constants)
+        }
+    )
+    builder = RveElasticityWorkChain.get_builder()
+    builder.moose.code = codes['moose']
+    builder.moose.metadata.options.max_wallclock_seconds = 600
+    builder.microstructure = micro
+    builder.elastic = elastic
+    if parameters:
+        builder.parameters = orm.Dict(parameters)
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, (node.exit_status, node.exit_message)
+    return results['elasticity'], results['stiffness'].get_array('stiffness'), micro
+
+
+# ------------------------------------------------------------------------------------------------ real MOOSE runs
+@pytest.mark.real_code
+def test_isotropic_crystal_any_map_real(codes):
+    """C11 - C12 = 2 C44: every grain is the same isotropic solid, so C_eff, E and nu are its own, for any map."""
+    youngs, poisson = 70.0e9, 0.33  # Pa
+    lam = youngs * poisson / ((1 + poisson) * (1 - 2 * poisson))
+    mu = youngs / (2 * (1 + poisson))
+    constants = ((lam + 2 * mu) / 1e9, lam / 1e9, mu / 1e9)  # GPa
+    grains = _voronoi_map(5, (10, 12), seed=4)
+    elasticity, stiffness, _ = _run(codes, grains, _random_euler(grains.max() + 1, seed=5), constants)
+    assert elasticity.value('youngs_modulus', 'Pa') == pytest.approx(youngs, rel=1e-6)
+    assert elasticity.value('poisson_ratio') == pytest.approx(poisson, rel=1e-6)
+    assert elasticity.value('c11_eff', 'Pa') == pytest.approx(lam + 2 * mu, rel=1e-6)
+    assert elasticity.value('c12_eff', 'Pa') == pytest.approx(lam, rel=1e-6)
+    assert elasticity.value('c44_eff', 'Pa') == pytest.approx(mu, rel=1e-6)
+    expected = np.zeros((6, 6))
+    expected[:3, :3] = lam
+    expected[np.diag_indices(6)] = [lam + 2 * mu] * 3 + [mu] * 3
+    np.testing.assert_allclose(stiffness, expected, atol=1e-6 * (lam + 2 * mu))
+
+
+@pytest.mark.real_code
+def test_copper_aggregate_inside_voigt_reuss_real(codes):
+    """Cu (Zener ratio 3.2): C_eff lies between the Voigt and Reuss bounds of the same area-weighted orientations.
+
+    Hill (1952): C_Voigt - C_eff and S_Reuss - S_eff are positive semi-definite, so every directional modulus lies
+    between the bounds'.  The bulk modulus is exact: all cubic grains share K = (C11 + 2 C12) / 3, and a uniform
+    hydrostatic strain is then an exact solution.
+    """
+    grains = _voronoi_map(8, (16, 16), seed=11)
+    euler = _random_euler(grains.max() + 1, seed=12)
+    elasticity, stiffness, micro = _run(codes, grains, euler, CU)
+    weights = np.bincount(grains.ravel()) / grains.size
+    voigt, reuss = _voigt_reuss(np.array(CU) * 1e9, euler, weights)
+    e_voigt, e_reuss = 1 / np.linalg.inv(voigt)[0, 0], 1 / reuss[0, 0]
+    youngs = elasticity.value('youngs_modulus', 'Pa')
+    assert e_reuss < youngs < e_voigt, (e_reuss, youngs, e_voigt)
+    # Not at a bound: the bounds are 30 % apart for Cu; the RVE sits well inside.
+    assert (youngs - e_reuss) / (e_voigt - e_reuss) == pytest.approx(0.5, abs=0.4)
+    scale = np.max(voigt)
+    assert np.linalg.eigvalsh(voigt - stiffness).min() > -1e-8 * scale
+    compliance = np.linalg.inv(stiffness)
+    assert np.linalg.eigvalsh(reuss - compliance).min() > -1e-8 * np.max(reuss)
+    bulk = stiffness[:3, :3].sum() / 9
+    assert bulk == pytest.approx((CU[0] + 2 * CU[1]) / 3 * 1e9, rel=1e-8)
+    assert micro.grain_count == grains.max() + 1
+
+
+@pytest.mark.real_code
+def test_single_grain_along_100_real(codes):
+    """One grain turned 35 degrees about x (Bunge (0, 35, 0)): x stays a <100> axis, so E_x = E<100> exactly."""
+    c11, c12, c44 = CU
+    e100 = (c11 - c12) * (c11 + 2 * c12) / (c11 + c12)  # GPa
+    grains = np.zeros((4, 4), dtype=int)
+    elasticity, stiffness, _ = _run(codes, grains, [[0.0, 35.0, 0.0]], CU, loading_axis='x')
+    assert elasticity.value('youngs_modulus', 'GPa') == pytest.approx(e100, rel=1e-6)
+    # The rotation acted: y is no longer a cube axis, and its modulus differs from E<100> (Cu: by tens of per cent).
+    e_y = 1 / np.linalg.inv(stiffness)[1, 1] / 1e9
+    assert abs(e_y / e100 - 1) > 0.1
+    # The whole matrix is the rotated crystal's: a single grain is homogeneous under periodic conditions.
+    np.testing.assert_allclose(
+        stiffness, _sample_stiffness(np.array(CU) * 1e9, [0.0, 35.0, 0.0]), atol=1e-6 * c11 * 1e9
+    )
+
+
+# ------------------------------------------------------------------------------------------ refusals before running
+def test_refusals_before_running():
+    grains = np.zeros((4, 4), dtype=int)
+    with pytest.raises(ValueError, match='Born-stable'):
+        rve.build_rve_input(grains, [[0, 0, 0]], 100.0, 120.0, 50.0)
+    with pytest.raises(ValueError, match='one .* row per grain'):
+        rve.build_rve_input(np.ones((4, 4), dtype=int), [[0, 0, 0]], *CU)
+    with pytest.raises(ValueError, match='lower mesh_scale'):
+        rve.build_rve_input(np.zeros((300, 300), dtype=int), [[0, 0, 0]], *CU)
+    assert 'unknown keys' in validate_rve_parameters(orm.Dict({'strain': 1e-3}))
+    assert 'layers' in validate_rve_parameters(orm.Dict({'layers': 2.5}))
+    assert 'loading_axis' in validate_rve_parameters(orm.Dict({'loading_axis': 'w'}))
+    assert validate_rve_parameters(orm.Dict({'mesh_scale': 0.5, 'layers': 2})) is None
+
+
+def test_input_has_one_orientation_per_element():
+    """``layers`` copies of the (coarsened) map, x fastest: what libMesh's generated box numbers as elements."""
+    grains = np.arange(4).reshape(2, 2).repeat(2, axis=0).repeat(2, axis=1)  # 4 x 4 pixels, 4 grains
+    euler = np.array([[10.0, 20.0, 30.0], [40.0, 50.0, 60.0], [70.0, 80.0, 90.0], [100.0, 110.0, 120.0]])
+    model = rve.build_rve_input(grains, euler, *CU, mesh_scale=0.5, layers=3)
+    rows = np.loadtxt(model.files[rve.EULER_FILE].decode().splitlines(), delimiter=',')
+    np.testing.assert_allclose(rows, np.tile(euler, (3, 1)))
+    assert 'nz = 3' in model.input_text and 'HomogenizedTotalLagrangianStressDivergence' in model.input_text
+
+
+def test_incomplete_or_unconstrained_load_cases_fake():
+    """A run cut short (no step 6) or a constraint that did not act (wrong average strain) is refused, not parsed."""
+    names = ('time', *rve.STRESS_POSTPROCESSORS, *rve.STRAIN_POSTPROCESSORS)
+    series = {name: np.zeros(6) for name in names}
+    series['time'] = np.arange(6.0)  # steps 0..5: the sixth load case is missing
+    with pytest.raises(ValueError, match='load case 6'):
+        rve.effective_stiffness(series, 1e-3)
+    series = {name: np.zeros(7) for name in names}
+    series['time'] = np.arange(7.0)
+    with pytest.raises(ValueError, match='did not act'):
+        rve.effective_stiffness(series, 1e-3)  # average strains all zero
