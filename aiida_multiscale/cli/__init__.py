@@ -25,6 +25,7 @@ from aiida_multiscale.cli import (  # noqa: E402,F401
     launch_md,
     launch_moose,
     launch_phase_field,
+    pseudos,
     reproduce,
     serve,
     setup,

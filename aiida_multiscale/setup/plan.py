@@ -32,6 +32,8 @@ class SetupPlan:
     mpi_codes: tuple[str, ...] = ()
     pseudo_folder: pathlib.Path = pseudos.DEFAULT_PSEUDO_FOLDER
     pseudo_files: dict[str, dict[str, pathlib.Path]] = dataclasses.field(default_factory=dict)
+    #: Why a file of the cutoffs table was left out (missing, or another md5), logged when the families are made.
+    pseudo_notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def _resolve_executables(
@@ -90,10 +92,13 @@ def preflight(
         raise SetupError(
             f'pseudopotential folder {folder} does not exist: install quantum-espresso-data or pass --pseudo-folder'
         )
-    pseudo_files = pseudos.select_pseudos(folder)
+    pseudo_notes: list[str] = []
+    pseudo_files = pseudos.select_pseudos(folder, log=pseudo_notes.append)
     if not pseudo_files:
+        names = sorted({e['filename'] for f in pseudos.load_cutoffs_table().values() for e in f['elements'].values()})
         raise SetupError(
-            f'no *.pz-*.UPF or *.pbe-*.UPF file in {folder}: pass a folder of UPF files with --pseudo-folder'
+            f'none of the UPF files with converged cutoffs ({", ".join(names)}) is in {folder}: pass the folder of '
+            "Debian's quantum-espresso-data with --pseudo-folder, or install a family with `aiida-pseudo install sssp`"
         )
 
     remote = transport != 'core.local'
@@ -122,6 +127,7 @@ def preflight(
         mpi_codes=tuple(mpi_codes),
         pseudo_folder=folder,
         pseudo_files=pseudo_files,
+        pseudo_notes=pseudo_notes,
     )
 
 
@@ -154,6 +160,8 @@ def apply_setup(plan: SetupPlan, log=print) -> dict:
             label: codes.get_or_create_code(computer, label, exe, created, log, mpi=label in plan.mpi_codes)
             for label, exe in plan.executables.items()
         }
+        for note in plan.pseudo_notes:
+            log(note)
         families = pseudos.get_or_create_families(plan, created, log)
     except BaseException:
         _delete(created)

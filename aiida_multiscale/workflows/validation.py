@@ -16,11 +16,20 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.physics.elements import MELTING_POINTS
 
 __all__ = (
+    'DEFAULT_PSEUDO_FAMILY',
+    'FALLBACK_PSEUDO_FAMILY',
     'message_of',
     'check_anneal',
+    'check_cutoffs',
     'check_element',
     'check_potential_species',
     'check_pseudo_family',
+    'cutoffs_source',
+    'default_pseudo_family',
+    'dft_metadata_notes',
+    'fallback_note',
+    'load_pseudo_family',
+    'recommended_cutoffs',
     'validate_assumptions',
     'validate_chain_inputs',
 )
@@ -67,23 +76,119 @@ def message_of(check, *args, prefix: str = '') -> str | None:
     return None
 
 
+#: The DFT rung's family when none is given: PBE (the functional of the all-electron references and of most of the
+#: literature) wherever it has the elements ...
+DEFAULT_PSEUDO_FAMILY = 'multiscale/pbe'
+#: ... else LDA (Debian's folder has no PBE file for Al, Ag, Au, Pd), stated by the command line and the handoff.
+FALLBACK_PSEUDO_FAMILY = 'multiscale/lda'
+
+
+def load_pseudo_family(label: str):
+    """The aiida-pseudo family (any subclass: cutoffs, SSSP, PseudoDojo) of that label, or None."""
+    from aiida_pseudo.groups.family import PseudoPotentialFamily
+
+    query = orm.QueryBuilder().append(PseudoPotentialFamily, filters={'label': label}, subclassing=True)
+    return query.first(flat=True)
+
+
+def default_pseudo_family(elements: t.Iterable[str]) -> str:
+    """:data:`DEFAULT_PSEUDO_FAMILY` if it has every one of ``elements``, else :data:`FALLBACK_PSEUDO_FAMILY`."""
+    family = load_pseudo_family(DEFAULT_PSEUDO_FAMILY)
+    if family is not None and set(elements) <= set(family.elements):
+        return DEFAULT_PSEUDO_FAMILY
+    return FALLBACK_PSEUDO_FAMILY
+
+
+def fallback_note(elements: t.Iterable[str], label: str) -> str | None:
+    """The sentence that states an LDA fallback (``label`` is the fallback family and the PBE one lacks an element)."""
+    if label != FALLBACK_PSEUDO_FAMILY:
+        return None
+    family = load_pseudo_family(DEFAULT_PSEUDO_FAMILY)
+    have = set(family.elements) if family is not None else set()
+    missing = sorted(set(elements) - have)
+    if not missing:
+        return None
+    from aiida_multiscale.engines.qe.functionals import FUNCTIONAL_BIAS
+
+    return (
+        f'{DEFAULT_PSEUDO_FAMILY!r} has no pseudopotential for {", ".join(missing)}: using the LDA family '
+        f'{FALLBACK_PSEUDO_FAMILY!r}. {FUNCTIONAL_BIAS["lda"]}'
+    )
+
+
+def recommended_cutoffs(label: str, elements: t.Iterable[str]) -> tuple[float, float, str] | None:
+    """``(ecutwfc, ecutrho, stringency)`` in Ry that the family recommends for the elements (the largest over them).
+
+    None for a family without recommended cutoffs (a plain ``pseudo.family``, or a cutoffs family with none set).
+    This is what aiida-quantumespresso's ``PwBaseWorkChain.get_builder_from_protocol`` does with a cutoffs family.
+    """
+    from aiida_pseudo.groups.mixins import RecommendedCutoffMixin
+
+    family = load_pseudo_family(label)
+    if not isinstance(family, RecommendedCutoffMixin):
+        return None
+    try:
+        stringency = family.get_default_stringency()
+        ecutwfc, ecutrho = family.get_recommended_cutoffs(elements=tuple(elements), stringency=stringency, unit='Ry')
+    except ValueError:
+        return None
+    return float(ecutwfc), float(ecutrho), stringency
+
+
+def cutoffs_source(system: t.Mapping, label: str, elements: t.Iterable[str]) -> str:
+    """Where the SCF's ``SYSTEM.ecutwfc/ecutrho`` came from: the family's recommendation (times a factor) or the user.
+
+    Read back from the numbers: cutoffs that are the family's recommended ones times one common factor (the
+    protocol's ``cutoff_scale``) came from the family; any other pair was given in ``scf.pw.parameters``.
+    """
+    recommended = recommended_cutoffs(label, elements)
+    given = 'given in scf.pw.parameters'
+    if recommended is None or 'ecutwfc' not in system:
+        return given
+    ecutwfc, ecutrho, stringency = recommended
+    scale = system['ecutwfc'] / ecutwfc
+    if abs(system.get('ecutrho', 4 * system['ecutwfc']) / ecutrho - scale) > 1e-6:
+        return given
+    factor = '' if abs(scale - 1) < 1e-6 else f' x {scale:g} (protocol cutoff_scale)'
+    return f'recommended by family {label!r} (stringency {stringency}){factor}'
+
+
+def check_cutoffs(elements: t.Iterable[str], label: str, parameters: t.Mapping | None) -> str | None:
+    """None if the SCFs have cutoffs: given in ``parameters`` (pw.x namelists); else a message naming both fixes."""
+    if parameters is not None and 'ecutwfc' in parameters.get('SYSTEM', {}):
+        return None
+    if recommended_cutoffs(label, elements) is None:
+        return (
+            f'scf.pw.parameters.SYSTEM.ecutwfc is missing and the pseudopotential family {label!r} recommends no '
+            'cutoffs: '
+            'give SYSTEM.ecutwfc and ecutrho (Ry), or use a family with recommended cutoffs (an aiida-pseudo cutoffs '
+            'family: SSSP or PseudoDojo from `aiida-pseudo install`, or multiscale/pbe from `aiida-multiscale setup`)'
+        )
+    return (
+        'scf.pw.parameters.SYSTEM.ecutwfc is missing: build the inputs with DftWorkChain.get_builder_from_protocol(), '
+        'which '
+        f'takes the cutoffs that family {label!r} recommends, or give SYSTEM.ecutwfc and ecutrho (Ry)'
+    )
+
+
 def check_pseudo_family(elements: t.Iterable[str], label: str) -> str | None:
     """None if the aiida-pseudo family ``label`` exists and has a pseudopotential for every one of ``elements``."""
     from aiida_pseudo.groups.family import PseudoPotentialFamily
 
-    query = orm.QueryBuilder().append(PseudoPotentialFamily, filters={'label': label}, subclassing=True)
-    family = query.first(flat=True)
+    family = load_pseudo_family(label)
     if family is None:
         labels = orm.QueryBuilder().append(PseudoPotentialFamily, project='label', subclassing=True).all(flat=True)
         return (
             f'pseudo_family: no pseudopotential family {label!r} (available: {", ".join(sorted(labels)) or "none"}); '
-            'create it with `aiida-multiscale setup` or `aiida-pseudo install family FOLDER LABEL -P pseudo.upf`'
+            'create it with `aiida-multiscale setup`, or install one with `aiida-pseudo install sssp` (or '
+            '`aiida-pseudo install family FOLDER LABEL -P pseudo.upf`)'
         )
     missing = [element for element in elements if element not in family.elements]
     if missing:
         return (
             f'pseudo_family: family {label!r} has no pseudopotential for {", ".join(missing)} (it has '
-            f'{", ".join(sorted(family.elements))}): choose another family or add the UPF file to it'
+            f'{", ".join(sorted(family.elements))}): choose another family, or add the element with its converged '
+            f'cutoffs: `aiida-multiscale pseudos converge --element {missing[0]} --family {label} --upf FILE.UPF`'
         )
     return None
 
@@ -143,3 +248,22 @@ def validate_chain_inputs(inputs, _=None):
         if message:
             return f'{namespace}.{message}'
     return None
+
+
+def dft_metadata_notes(system: t.Mapping, family: str, pseudos: t.Mapping) -> dict:
+    """The handoff metadata that says where the cutoffs came from and, for LDA, the functional's known bias.
+
+    ``cutoffs_source``: the family's recommendation (with its stringency and the protocol's factor) or the user's
+    ``scf.pw.parameters``; ``functional_bias`` (LDA only): the known error with its primary source.
+    """
+    from aiida_multiscale.engines.qe.functionals import FUNCTIONAL_BIAS
+    from aiida_multiscale.engines.qe.structures import guess_functional
+
+    elements = sorted({pseudo.element for pseudo in pseudos.values()})
+    notes = {'cutoffs_source': cutoffs_source(system, family, elements)}
+    functionals = {guess_functional(pseudo.get_content()) for pseudo in pseudos.values()}
+    if functionals & set(FUNCTIONAL_BIAS):
+        notes['functional_bias'] = ' '.join(
+            FUNCTIONAL_BIAS[name] for name in sorted(functionals & set(FUNCTIONAL_BIAS))
+        )
+    return notes
