@@ -11,10 +11,12 @@ from aiida_multiscale.bridges import BRIDGES
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.provenance.caching import called_calculations
 
-__all__ = ('Lineage', 'dft_calculation_summary', 'find_macro', 'trace', 'trace_json')
+__all__ = ('Lineage', 'dft_calculation_summary', 'dft_result_summary', 'find_macro', 'trace', 'trace_json')
 
 BRIDGE_ORDER = {name: index for index, (name, _, _) in enumerate(BRIDGES)}
 PW_PROCESS_TYPE = 'aiida.calculations:quantumespresso.pw'
+#: The calcfunction that compares an ``eos`` handoff with the all-electron reference (workflows/functions/verification).
+VERIFY_PROCESS_LABEL = 'verify_equation_of_state'
 
 
 @dataclasses.dataclass
@@ -26,6 +28,10 @@ class Lineage:
     dft_calculations: list[orm.CalcJobNode]
     chain: orm.WorkflowNode | None = None
     assumptions: list[HandoffData] = dataclasses.field(default_factory=list)
+    #: The DFT rung's results that the ``dft_to_md`` bridge took, as ``(input label, node)``: ``eos``, ``elastic``.
+    dft_results: list[tuple[str, HandoffData]] = dataclasses.field(default_factory=list)
+    #: ``{uuid of an eos result: its verification HandoffData}`` (made by ``verify_equation_of_state``).
+    verifications: dict[str, HandoffData] = dataclasses.field(default_factory=dict)
 
     def weakest_handoff(self) -> dict | None:
         """The handoff quantity with the largest relative std: where the chain's uncertainty comes from."""
@@ -183,11 +189,12 @@ def trace(node: orm.Node) -> Lineage:
         elif ancestor.producer == 'assumption':
             assumptions[ancestor.pk] = ancestor
 
-    query = orm.QueryBuilder()
-    query.append(
+    bridge_query = orm.QueryBuilder()
+    bridge_query.append(
         orm.CalcFunctionNode, filters={'id': {'in': pks}, 'attributes.process_label': 'dft_to_md'}, project='id'
     )
-    calc_pks = set(_dft_rung_calculations([pk for (pk,) in query.iterall()]))
+    bridges = [pk for (pk,) in bridge_query.iterall()]
+    calc_pks = set(_dft_rung_calculations(bridges))
     query = orm.QueryBuilder()
     query.append(orm.CalcJobNode, filters={'id': {'in': pks}, 'process_type': PW_PROCESS_TYPE}, project='id')
     calc_pks.update(pk for (pk,) in query.iterall())
@@ -205,13 +212,59 @@ def trace(node: orm.Node) -> Lineage:
     )
     chain = query.first(flat=True)
     ordered = sorted(handoffs.values(), key=lambda item: (item[0], *_sort_key(item[1])))
+    dft_results = _dft_results(bridges)
     return Lineage(
         macro=macro,
         handoffs=[node for _, node in ordered],
         dft_calculations=sorted(calculations, key=_sort_key),
         chain=chain,
         assumptions=sorted(assumptions.values(), key=_sort_key),
+        dft_results=dft_results,
+        verifications=_verifications([node for _, node in dft_results]),
     )
+
+
+def _dft_results(bridges: list[int]) -> list[tuple[str, HandoffData]]:
+    """The HandoffData inputs of the ``dft_to_md`` bridges (the DFT rung's ``eos`` and ``elastic``), by input label."""
+    if not bridges:
+        return []
+    query = orm.QueryBuilder()
+    query.append(orm.CalcFunctionNode, filters={'id': {'in': bridges}}, tag='bridge')
+    query.append(
+        HandoffData,
+        with_outgoing='bridge',
+        edge_filters={'type': LinkType.INPUT_CALC.value},
+        edge_tag='link',
+        edge_project='label',
+        tag='result',
+        project='*',
+    )
+    found = {}
+    for row in query.iterdict():
+        node = row['result']['*']
+        found[node.uuid] = (row['link']['label'], node)
+    return sorted(found.values(), key=lambda item: (item[0] != 'eos', item[0], *_sort_key(item[1])))
+
+
+def _verifications(results: list[HandoffData]) -> dict[str, HandoffData]:
+    """``{uuid of a result: the newest HandoffData that verify_equation_of_state made from it}``, in one query."""
+    if not results:
+        return {}
+    query = orm.QueryBuilder()
+    query.append(HandoffData, filters={'id': {'in': [node.pk for node in results]}}, tag='eos', project='uuid')
+    query.append(
+        orm.CalcFunctionNode,
+        with_incoming='eos',
+        edge_filters={'type': LinkType.INPUT_CALC.value},
+        filters={'attributes.process_label': VERIFY_PROCESS_LABEL},
+        tag='verify',
+    )
+    query.append(HandoffData, with_incoming='verify', edge_filters={'type': LinkType.CREATE.value}, project='*')
+    found = {}
+    for uuid, node in query.iterall():
+        if uuid not in found or _sort_key(node) > _sort_key(found[uuid]):
+            found[uuid] = node
+    return found
 
 
 def _quantities(node: HandoffData) -> dict:
@@ -281,6 +334,59 @@ def _summary(calc: orm.CalcJobNode, inputs: dict) -> dict:
     }
 
 
+def _verification_summary(label: str, node: HandoffData, verification: HandoffData | None) -> dict:
+    """The verification entry of a DFT result: the comparison, the reason there is none, or that none was recorded."""
+    if verification is not None:
+        metadata = verification.metadata
+        return {
+            'uuid': verification.uuid,
+            'status': metadata.get('status'),
+            'reason': metadata.get('reason'),
+            'quantities': verification.quantities,
+            'agreement': metadata.get('agreement'),
+            'reference': metadata.get('reference'),
+            'reference_citation': metadata.get('reference_citation'),
+            'reference_source': metadata.get('reference_source'),
+        }
+    if node.producer != 'fit_equation_of_state' and label != 'eos':
+        return {'uuid': None, 'status': 'not_applicable', 'reason': 'the all-electron reference is an E(V) curve'}
+    return {
+        'uuid': None,
+        'status': 'not_recorded',
+        'reason': 'no verify_equation_of_state node: the rung ran on a `structure`, or before the verification existed',
+    }
+
+
+def dft_result_summary(label: str, node: HandoffData, verification: HandoffData | None = None) -> dict:
+    """What a DFT result rests on: functional, family, cutoffs and their source, k-mesh and its convergence, and the
+    verification against the all-electron reference.
+
+    The settings are the result's ``metadata`` (written by the rung's fits); a key that an older node lacks is None
+    (the text trace prints "not recorded").
+    """
+    metadata = node.metadata
+    return {
+        'uuid': node.uuid,
+        'label': label,
+        'producer': node.producer,
+        'quantities': node.quantities,
+        'functional': metadata.get('functional'),
+        'functional_bias': metadata.get('functional_bias'),
+        'pseudo_family': metadata.get('pseudo_family'),
+        'pseudos': metadata.get('pseudos'),
+        'ecutwfc': metadata.get('ecutwfc'),
+        'ecutrho': metadata.get('ecutrho'),
+        'cutoffs_source': metadata.get('cutoffs_source'),
+        'kpoints_mesh': metadata.get('kpoints_mesh'),
+        'smearing': {'type': metadata.get('smearing'), 'degauss': metadata.get('degauss')},
+        'nspin': metadata.get('nspin'),
+        'kpoints_converged': metadata.get('kpoints_converged'),
+        'kpoints_tolerance': metadata.get('kpoints_tolerance'),
+        'kpoints_convergence': metadata.get('kpoints_convergence'),
+        'verification': _verification_summary(label, node, verification),
+    }
+
+
 def trace_json(lineage: Lineage) -> dict:
     """The ``trace --format json`` object (keys in docs/howto_trace.md).
 
@@ -297,6 +403,9 @@ def trace_json(lineage: Lineage) -> dict:
                 'quantities': _quantities(node),
             }
             for node in lineage.handoffs
+        ],
+        'dft_results': [
+            dft_result_summary(label, node, lineage.verifications.get(node.uuid)) for label, node in lineage.dft_results
         ],
         'dft_calculations': _dft_summaries(lineage.dft_calculations),
         'weakest_handoff': lineage.weakest_handoff(),

@@ -46,6 +46,7 @@ def verify_equation_of_state(eos: HandoffData, element: orm.Str) -> HandoffData:
     atoms_per_cube = eos.value('a0', 'angstrom') ** 3 / eos.value('v0', 'angstrom**3')
     common = {
         'element': symbol,
+        'reference_citation': table['citation'],
         'reference_source': table['source'],
         'reference_licence': f'{table["licence"]["name"]}: {table["licence"]["applies_to"]}',
         'functional': metadata.get('functional'),
