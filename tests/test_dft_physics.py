@@ -216,9 +216,9 @@ def test_shear_constants_change():
 
 
 def test_pw_parameters_completes_a_copy():
-    """Cutoffs (largest over the elements, scaled), conv_thr per cell and moments, the protocol's dict untouched."""
+    """The family's cutoffs (scaled), conv_thr per cell and moments, the protocol's dict untouched."""
     protocol = {'SYSTEM': {'occupations': 'smearing'}, 'ELECTRONS': {'conv_thr_per_atom': 1e-10}}
-    cutoffs = {'default': [45.0, 360.0], 'Al': [30.0, 120.0], 'Ni': [40.0, 320.0]}
+    cutoffs = (40.0, 320.0)
     result = parameters.pw_parameters(protocol, ['Al', 'Ni'], 4, cutoffs, 1.25, {'Ni': 0.3})
     assert protocol == {'SYSTEM': {'occupations': 'smearing'}, 'ELECTRONS': {'conv_thr_per_atom': 1e-10}}
     assert (result['SYSTEM']['ecutwfc'], result['SYSTEM']['ecutrho']) == (50.0, 400.0)

@@ -48,7 +48,12 @@ def _load_process(identifier: str):
     default=None,
     help='An EAM potential file (.eam, .eam.alloy, .eam.fs) for the MD rung instead of the default one.',
 )
-@click.option('--pseudo-family', default=None, help='aiida-pseudo family label for the DFT rung.')
+@click.option(
+    '--pseudo-family',
+    default=None,
+    help='aiida-pseudo family label for the DFT rung, e.g. SSSP/1.3/PBE/efficiency [default: multiscale/pbe, or '
+    'multiscale/lda where multiscale/pbe lacks the element].',
+)
 @click.option('--wait', is_flag=True, help='Wait for the chain to finish; exit non-zero if it failed.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the result as one JSON line at the end.')
 @resource_options(rungs=tuple(RUNGS))
@@ -62,6 +67,7 @@ def cmd_launch_chain(
     ranks while the serial lmp and MOOSE of a workstation may not.
     """
     from aiida_multiscale.workflows.chain import MultiscaleWorkChain
+    from aiida_multiscale.workflows.validation import fallback_note
 
     try:
         builder = MultiscaleWorkChain.get_builder_from_protocol(
@@ -70,6 +76,8 @@ def cmd_launch_chain(
         )  # fmt: skip
     except ValueError as exc:
         echo_error(str(exc))
+    if pseudo_family is None and (note := fallback_note([element], builder.dft.pseudo_family.value)):
+        click.echo(f'Note: {note}', err=True)  # the LDA fallback and its known bias
     launch(builder, wait, as_json, dry_run=dry_run)
 
 

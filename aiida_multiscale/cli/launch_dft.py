@@ -23,7 +23,10 @@ PROTOCOLS = load_protocol_file('dft')
     help=f'Numerical protocol (k-mesh, cutoffs, strains) [default: {PROTOCOLS["default_protocol"]}].',
 )
 @click.option(
-    '--pseudo-family', default='multiscale/lda', show_default=True, help='Label of the aiida-pseudo family to use.'
+    '--pseudo-family',
+    default=None,
+    help='Label of an aiida-pseudo family, e.g. SSSP/1.3/PBE/efficiency; its recommended cutoffs are used. '
+    '[default: multiscale/pbe, or multiscale/lda where multiscale/pbe lacks the element]',
 )
 @click.option('--code', 'code_label', default='pw@localhost', show_default=True, help='Label of the pw.x code.')
 @click.option('--wait', is_flag=True, help='Wait for the work chain to finish; exit non-zero if it failed.')
@@ -47,6 +50,8 @@ def cmd_launch_dft(element, protocol, pseudo_family, code_label, wait, as_json, 
         )
     except ValueError as exc:
         echo_error(str(exc).replace('invalid attribute value ', ''))
+    if builder.metadata.get('description'):
+        click.echo(f'Note: {builder.metadata.description}', err=True)  # the LDA fallback and its known bias
     # The same validation that submit() runs, but as one line without a traceback.
     error = DftWorkChain.spec().inputs.validate(builder._inputs(prune=True))
     if error is not None:

@@ -212,7 +212,8 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             default potential for the element).
         :param temperature: anneal temperature in K (default: the protocol's fraction of the melting point).
         :param anneal_time: anneal time in s (default: the protocol's).
-        :param pseudo_family: aiida-pseudo family label for the DFT rung (default: the DFT rung's).
+        :param pseudo_family: aiida-pseudo family label for the DFT rung (default: the DFT rung's, multiscale/pbe
+            where it has the element, else multiscale/lda).
         :param options: ``metadata.options`` of the rungs' calculations: keys ``dft``, ``md``, ``phase_field``,
             ``fem`` hold one rung's, any other key applies to every rung (see
             :func:`aiida_multiscale.resources.split_chain_options`).

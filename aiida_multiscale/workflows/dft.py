@@ -29,7 +29,14 @@ from aiida_multiscale.workflows.functions.dft import (
 )
 from aiida_multiscale.workflows.functions.verification import verify_equation_of_state
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin, load_protocol_file
-from aiida_multiscale.workflows.validation import check_pseudo_family, message_of
+from aiida_multiscale.workflows.validation import (
+    check_cutoffs,
+    check_pseudo_family,
+    default_pseudo_family,
+    fallback_note,
+    message_of,
+    recommended_cutoffs,
+)
 
 __all__ = ('DftWorkChain', 'default_parameters')
 
@@ -119,6 +126,9 @@ def validate_inputs(inputs, _=None):
 
     parameters = inputs.get('scf', {}).get('pw', {}).get('parameters')
     parameters = parameters.get_dict() if parameters is not None else None
+    # No cutoffs given and none recommended by the family: say both fixes, before pw.x is ever run.
+    if parameters is not None and (message := check_cutoffs(elements, inputs['pseudo_family'].value, parameters)):
+        return message
     return message_of(check_pw_parameters, parameters, prefix='scf.pw.parameters.')
 
 
@@ -133,7 +143,7 @@ class DftWorkChain(ProtocolMixin, WorkChain):
     """
 
     _protocol_file = 'dft'
-    _open_paths = ('scf.pw.parameters', 'scf.pw.metadata', 'cutoffs', 'magnetic_elements')
+    _open_paths = ('scf.pw.parameters', 'scf.pw.metadata', 'magnetic_elements')
 
     @classmethod
     def define(cls, spec):
@@ -157,7 +167,9 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         spec.input(
             'pseudo_family',
             valid_type=orm.Str,
-            help='Label of an aiida-pseudo family (e.g. multiscale/lda) holding a pseudopotential for every element.',
+            help='Label of an aiida-pseudo family holding a pseudopotential for every element: a local one made by '
+            '`aiida-multiscale setup` (multiscale/pbe, multiscale/lda) or one installed by `aiida-pseudo install` '
+            '(SSSP, PseudoDojo). get_builder_from_protocol takes the cutoffs it recommends.',
         )
         spec.input(
             'parameters',
@@ -227,10 +239,13 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         protocol: str | None = None,
         overrides: t.Mapping | None = None,
         options: t.Mapping | None = None,
-        pseudo_family: str = 'multiscale/lda',
+        pseudo_family: str | None = None,
         **_,
     ):
         """Return a builder filled from the protocol: pw.x parameters, cutoffs for the elements, k-points, strains.
+
+        The cutoffs are the family's recommended ones (its default stringency, the largest over the elements) times
+        the protocol's ``cutoff_scale``; ``SYSTEM.ecutwfc/ecutrho`` in ``overrides`` win.
 
         :param code: a ``quantumespresso.pw`` code (or its label).
         :param element: chemical symbol (give this or ``structure``).
@@ -239,7 +254,9 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         :param overrides: nested dict merged into the protocol inputs (unknown keys raise; ``None`` removes a key).
         :param options: ``metadata.options`` of every ``PwCalculation``, over the protocol's ``options``; checked by
             :func:`aiida_multiscale.resources.resolve_options`.
-        :param pseudo_family: label of the aiida-pseudo family.
+        :param pseudo_family: label of an aiida-pseudo family (default: ``multiscale/pbe`` where it has every element,
+            else ``multiscale/lda``; the fallback is stated in ``metadata.description``).
+        :raises ValueError: for bad input, e.g. neither cutoffs in ``overrides`` nor any recommended by the family.
         """
         if isinstance(code, str):
             code = orm.load_code(code)
@@ -249,14 +266,24 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         elements = [element] if element is not None else sorted(structure.get_symbols_set())
         natoms = 1 if element is not None else len(structure.sites)
 
-        parameters = pw_parameters(
-            inputs['scf']['pw']['parameters'],
-            elements,
-            natoms,
-            inputs.pop('cutoffs'),
-            inputs.pop('cutoff_scale', 1.0),
-            inputs.pop('magnetic_elements', None),
-        )
+        if pseudo_family is None:
+            pseudo_family = default_pseudo_family(elements)
+        # A family without the elements is left to the port validator, which names what the family has.
+        usable = check_pseudo_family(elements, pseudo_family) is None
+        recommended = recommended_cutoffs(pseudo_family, elements) if usable else None
+        try:
+            parameters = pw_parameters(
+                inputs['scf']['pw']['parameters'],
+                elements,
+                natoms,
+                recommended[:2] if recommended else None,
+                inputs.pop('cutoff_scale', 1.0),
+                inputs.pop('magnetic_elements', None),
+            )
+        except ValueError as exc:
+            if usable:
+                raise ValueError(f'pseudo_family {pseudo_family!r}: {exc}') from exc
+            parameters = dict(inputs['scf']['pw']['parameters'])
         # The protocol's `options`, then scf.pw.metadata.options overrides, then the caller's; checked against the code.
         legacy = inputs['scf']['pw'].get('metadata', {}).get('options')
         metadata_options = resolve_options('dft', code, merge_options(inputs.pop('options', None), legacy), options)
@@ -267,6 +294,8 @@ class DftWorkChain(ProtocolMixin, WorkChain):
         else:
             builder.structure = structure
         builder.pseudo_family = orm.Str(pseudo_family)
+        if note := fallback_note(elements, pseudo_family):
+            builder.metadata.description = note
         builder.parameters = orm.Dict({key: value for key, value in inputs['parameters'].items() if value is not None})
         builder.clean_workdir = orm.Bool(inputs['clean_workdir'])
         builder.scf.max_iterations = orm.Int(inputs['scf']['max_iterations'])

@@ -78,7 +78,15 @@ def _dft_metadata(pw_parameters: orm.Dict, kpoints: orm.KpointsData, pseudos: di
         'pseudos': {pseudo.element: pseudo.md5 for pseudo in pseudos.values()},
         'pseudo_family': family,
         'functional': functionals.pop() if len(functionals) == 1 else 'mixed',
+        **_cutoffs_and_functional_notes(system, family, pseudos),
     }
+
+
+def _cutoffs_and_functional_notes(system: dict, family: str, pseudos: dict) -> dict:
+    """``cutoffs_source`` and, for LDA, ``functional_bias`` (the pseudopotential-family helper's keys)."""
+    from aiida_multiscale.workflows.validation import dft_metadata_notes
+
+    return dft_metadata_notes(system, family, pseudos)
 
 
 def fit_kwargs(children, output: str, pseudos: dict, previous=()) -> dict:
