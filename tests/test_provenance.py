@@ -217,3 +217,22 @@ def test_trace_says_why_there_is_no_verification_mock(aiida_profile):
     assert 'functional bias: LDA overbinds' in text
     assert 'source: not recorded' in text
     assert 'k-convergence not recorded' in text
+
+
+def test_web_chain_page_shows_the_dft_results_mock(aiida_profile):
+    """The chain page of the web view renders the DFT results of the trace: functional, family, k-mesh convergence,
+    nu and epsilon."""
+    from aiida_multiscale.web.app import create_app
+
+    macro, eos, _, verification = _dft_graph('pbe', new_keys=True)
+    chain = _process(orm.WorkChainNode, 'MultiscaleWorkChain')
+    chain.set_process_type('aiida.workflows:multiscale.chain')
+    chain.set_exit_status(0)
+    chain.store()
+    macro.base.links.add_incoming(chain, LinkType.RETURN, 'macro')
+    page = create_app(read_only=False).test_client().get(f'/chain/{chain.uuid}').get_data(as_text=True)
+    section = page.split('id="dft-results"', 1)[1].split('</section>', 1)[0]
+    row = section.split(f'data-uuid="{eos.uuid}"', 1)[1].split('</tr>', 1)[0]
+    assert '>PBE<' in row and 'multiscale/pbe' in row and 'recommended by family' in row
+    assert f'ν = {verification.value("nu"):.3g} ({verification.metadata["agreement"]["nu"]})' in row
+    assert 'converged (16x16x16 → 20x20x20)' in section
