@@ -208,11 +208,106 @@ def test_born_stability():
     assert bulk_modulus_from_cij(117, 66) == pytest.approx(83.0)
 
 
-def test_shear_constants_change():
-    """The k-mesh convergence measure: the larger relative change of C' = (C11-C12)/2 and C44."""
-    assert elastic.shear_constants_change((117, 66, 30), (117, 66, 30)) == 0
-    assert elastic.shear_constants_change((117, 66, 33), (117, 66, 30)) == pytest.approx(0.1)
-    assert elastic.shear_constants_change((120, 66, 30), (117, 66, 30)) == pytest.approx(3 / 51)
+def test_cij_convergence_measure():
+    """Each constant against the larger of the absolute and the relative tolerance (2 GPa or 2 %)."""
+    assert elastic.cij_changes((117, 66, 30), (118.5, 65, 33)) == pytest.approx({'c11': 1.5, 'c12': 1.0, 'c44': 3.0})
+    # 2 % of 120 is 2.4 GPa (> 2 GPa); of 30 GPa only 0.6, so C44 gets the 2 GPa floor.
+    assert elastic.cij_tolerances((120, 65, 30), 2.0, 0.02) == pytest.approx({'c11': 2.4, 'c12': 2.0, 'c44': 2.0})
+    assert elastic.cij_converged((118, 66, 30), (120, 65, 31.9), 2.0, 0.02)  # 2.0 < 2.4, 1 < 2, 1.9 < 2
+    assert not elastic.cij_converged((118, 66, 30), (120, 65, 32.1), 2.0, 0.02)  # C44 alone decides
+    assert not elastic.cij_converged((117, 63.5, 30), (120, 66, 30), 2.0, 0.02)  # C12 by 2.5 GPa, C' would hide it
+
+
+def test_std_with_kpoints_error_in_quadrature():
+    assert elastic.std_with_kpoints_error(0.3, 0.4) == pytest.approx(0.5)
+    assert elastic.std_with_kpoints_error(None, 7.5) == pytest.approx(7.5)
+    assert elastic.std_with_kpoints_error(0.5, None) == pytest.approx(0.5)
+    assert elastic.std_with_kpoints_error(None, None) is None
+
+
+def _independent_slope_std(x, y):
+    """Slope at zero and its std, written here with numpy alone as the rung's documentation defines them.
+
+    Four or more distinct strains: a cubic polynomial by the normal equations, the standard error of its linear
+    coefficient from the residual variance (n - 4 degrees of freedom), in quadrature with the difference to a straight
+    line (the truncation estimate).  Fewer: a straight line and its standard error (n - 2 degrees of freedom).
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    degree = 3 if len(np.unique(x)) >= 4 else 1
+    design = np.stack([x**k for k in range(degree + 1)], axis=1)
+    normal = design.T @ design
+    coeffs = np.linalg.solve(normal, design.T @ y)
+    residual = y - design @ coeffs
+    dof = len(x) - degree - 1
+    variance = (residual @ residual / dof) * np.linalg.inv(normal)[1, 1] if dof > 0 else 0.0
+    if degree == 3:
+        line = np.linalg.lstsq(np.stack([np.ones_like(x), x], axis=1), y, rcond=None)[0]
+        variance += (coeffs[1] - line[1]) ** 2
+    return coeffs[1], np.sqrt(variance)
+
+
+@pytest.mark.parametrize('deltas', [[-0.01, -0.005, 0.0, 0.005, 0.01], [-0.01, 0.0, 0.01, -0.02, 0.02, 0.015, -0.015]])
+def test_cij_std_counts_each_independent_datum_once(deltas):
+    """C11, C12, C44 and their std against a fit of the independent data written in the test.
+
+    Per strained cell the independent data are sigma_xx (C11), sigma_yz (C44; sigma_zy is the same number) and one
+    value for C12, since sigma_yy = sigma_zz by the y-z mirror symmetry: their mean.  Noise that keeps that symmetry
+    (as pw.x's symmetrised stress does) is added; a fit of sigma_yy and sigma_zz as separate points would count each
+    measurement twice and give a std about sqrt(2) too small, which the last assertion shows.
+    """
+    rng = np.random.default_rng(7)
+    stresses = _stresses(deltas, 117, 66, 30, nonlinear=-800, pressure=0.3)
+    for s in stresses:
+        noise = rng.normal(0, 0.05, size=3)
+        s[0, 0] += noise[0]
+        s[1, 1] += noise[1]
+        s[2, 2] += noise[1]
+        s[1, 2] += noise[2]
+        s[2, 1] += noise[2]
+    fit = elastic.fit_cubic_elastic_constants([elastic.elastic_strain(d) for d in deltas], stresses)
+    for name, component in (('c11', stresses[:, 0, 0]), ('c12', stresses[:, 1, 1]), ('c44', stresses[:, 1, 2])):
+        value, std = _independent_slope_std(deltas, component)
+        assert fit[name] == pytest.approx(value, rel=1e-10), name
+        assert fit[f'{name}_std'] == pytest.approx(std, rel=1e-8), name
+        assert fit[f'{name}_std'] > 0
+    doubled, doubled_std = _independent_slope_std(
+        np.concatenate([deltas, deltas]), np.concatenate([stresses[:, 1, 1], stresses[:, 2, 2]])
+    )
+    assert doubled == pytest.approx(fit['c12'], rel=1e-10)
+    assert doubled_std < 0.8 * fit['c12_std']
+
+
+def test_eos_std_counts_each_volume_once():
+    """The Birch-Murnaghan std against a Gauss-Newton fit written in the test (numerical Jacobian, numpy only).
+
+    One energy per volume: the covariance is s^2 (J^T J)^-1 with s^2 = RSS / (n - 4).  Written out with numpy from the
+    Birch-Murnaghan formula itself (Birch, Phys. Rev. 71, 809 (1947)), not ase's or scipy's fitting code.
+    """
+
+    def bm(v, e0, b0, bp, v0):
+        eta = (v0 / v) ** (2 / 3)
+        return e0 + 9 * v0 * b0 / 16 * ((eta - 1) ** 3 * bp + (eta - 1) ** 2 * (6 - 4 * eta))
+
+    rng = np.random.default_rng(3)
+    volumes = eos.eos_grid(15.6, 7, 0.06)
+    energies = bm(volumes, -57.0, 82.9 / EV_A3_GPA, 4.3, 15.52) + rng.normal(0, 3e-4, size=7)
+    fit = eos.fit_birch_murnaghan(volumes, energies)
+    p = np.array([fit['e0'], fit['b0'] / EV_A3_GPA, fit['bp'], fit['v0']])
+    for _ in range(20):  # Gauss-Newton from the fit's optimum: it must not move, and gives the Jacobian there
+        jac = np.stack([(bm(volumes, *(p + h)) - bm(volumes, *(p - h))) / (2 * h[i]) for i, h in
+                        enumerate(np.diag(np.abs(p) * 1e-6))], axis=1)  # fmt: skip
+        residual = energies - bm(volumes, *p)
+        p = p + np.linalg.lstsq(jac, residual, rcond=None)[0]
+    residual = energies - bm(volumes, *p)
+    covariance = residual @ residual / (len(volumes) - 4) * np.linalg.inv(jac.T @ jac)
+    std = np.sqrt(np.diag(covariance))
+    # Same minimum (scipy stops at its own tolerance), same covariance.
+    assert fit['v0'] == pytest.approx(p[3], rel=1e-5)
+    assert fit['b0'] == pytest.approx(p[1] * EV_A3_GPA, rel=1e-3)
+    assert fit['v0_std'] == pytest.approx(std[3], rel=1e-2)
+    assert fit['b0_std'] == pytest.approx(std[1] * EV_A3_GPA, rel=1e-2)
+    assert fit['bp_std'] == pytest.approx(std[2], rel=1e-2)
+    assert fit['b0_std'] > 0.05
 
 
 def test_pw_parameters_completes_a_copy():

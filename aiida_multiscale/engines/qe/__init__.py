@@ -1,6 +1,6 @@
 """Pure helpers of the DFT rung (no database): cubic cells, the strained-cell set, pw.x parameters, setting checks."""
 
-from aiida_multiscale.engines.qe.elastic import elastic_strain, fit_cubic_elastic_constants, shear_constants_change
+from aiida_multiscale.engines.qe.elastic import cij_converged, elastic_strain, fit_cubic_elastic_constants
 from aiida_multiscale.engines.qe.parameters import pw_parameters
 from aiida_multiscale.engines.qe.settings import check_parameters, check_pw_parameters
 from aiida_multiscale.engines.qe.structures import (
@@ -18,11 +18,11 @@ __all__ = (
     'check_cubic_structure',
     'check_parameters',
     'check_pw_parameters',
+    'cij_converged',
     'conventional_lattice_parameter',
     'elastic_strain',
     'fit_cubic_elastic_constants',
     'guess_functional',
     'pw_parameters',
     'reference_lattice',
-    'shear_constants_change',
 )

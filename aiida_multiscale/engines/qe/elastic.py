@@ -6,7 +6,16 @@ import numpy as np
 
 from aiida_multiscale.physics.elasticity import cubic_elastic_constants, stress_strain_slope
 
-__all__ = ('elastic_strain', 'fit_cubic_elastic_constants', 'shear_constants_change', 'strain_from_cells')
+__all__ = (
+    'CUBIC_CONSTANTS',
+    'cij_changes',
+    'cij_converged',
+    'cij_tolerances',
+    'elastic_strain',
+    'fit_cubic_elastic_constants',
+    'std_with_kpoints_error',
+    'strain_from_cells',
+)
 
 
 def elastic_strain(delta: float) -> np.ndarray:
@@ -28,6 +37,11 @@ def strain_from_cells(reference_cell, strained_cell) -> np.ndarray:
 
 def fit_cubic_elastic_constants(strains, stresses) -> dict:
     """C11, C12, C44 (GPa) and their std from the package's one stress-strain fitter.
+
+    Each independent datum enters its fit once, so that the std (from the residuals) is not made too small by a
+    measurement counted twice: one sigma_xx per strained cell for C11; one mean of sigma_yy and sigma_zz (equal by the
+    y-z mirror symmetry the combined strain keeps) for C12; one sigma_yz (the stress tensor is symmetric: sigma_yz
+    and sigma_zy are the same number, averaged only against round-off) for C44.
 
     :param strains: (n, 3, 3) strain tensors of the form :func:`elastic_strain` (checked).
     :param stresses: (n, 3, 3) physical stresses in GPa (tension positive, i.e. minus QE's sign).
@@ -70,12 +84,45 @@ def fit_cubic_elastic_constants(strains, stresses) -> dict:
     }
 
 
-def shear_constants_change(previous, current) -> float:
-    """Largest relative change of C' = (C11-C12)/2 and C44 from ``previous`` to ``current``, each (C11, C12, C44).
+#: The three constants the k-mesh convergence watches, in the order (C11, C12, C44) used throughout.
+CUBIC_CONSTANTS = ('c11', 'c12', 'c44')
 
-    The k-mesh convergence measure of the DFT rung: the shear constants of a metal converge far more slowly with the
-    k-mesh than B = (C11+2C12)/3, so they decide when a mesh is dense enough.
+
+def cij_changes(previous, current) -> dict[str, float]:
+    """Absolute change (GPa) of C11, C12 and C44 from ``previous`` to ``current``, each a (C11, C12, C44) triple.
+
+    The k-mesh convergence measure of the DFT rung.  Each constant is watched on its own: the shear constants of a
+    metal converge far more slowly with the k-mesh than B = (C11+2C12)/3, and C11 and C12 can move in step (B fixed)
+    while C' = (C11-C12)/2 moves twice as much, so neither B nor one combined number would do.
     """
-    (c11_a, c12_a, c44_a), (c11_b, c12_b, c44_b) = previous, current
-    shear_a, shear_b = (c11_a - c12_a) / 2, (c11_b - c12_b) / 2
-    return max(abs(shear_b - shear_a) / abs(shear_b), abs(c44_b - c44_a) / abs(c44_b))
+    return {name: abs(float(b) - float(a)) for name, a, b in zip(CUBIC_CONSTANTS, previous, current, strict=True)}
+
+
+def cij_tolerances(current, gpa: float, relative: float) -> dict[str, float]:
+    """Per-constant tolerance (GPa): ``gpa`` or ``relative`` times |C| of ``current``, whichever is larger.
+
+    An absolute floor, because a relative tolerance alone is unreachable for a small constant (C44 of Al is about
+    30 GPa: 2 % of it is 0.6 GPa, below the k-point noise of a metal), and a relative part for the large ones.
+    """
+    return {
+        name: max(float(gpa), float(relative) * abs(float(c))) for name, c in zip(CUBIC_CONSTANTS, current, strict=True)
+    }
+
+
+def cij_converged(previous, current, gpa: float, relative: float) -> bool:
+    """True when each of C11, C12 and C44 changed by less than its tolerance (:func:`cij_tolerances`)."""
+    changes = cij_changes(previous, current)
+    tolerances = cij_tolerances(current, gpa, relative)
+    return all(changes[name] < tolerances[name] for name in CUBIC_CONSTANTS)
+
+
+def std_with_kpoints_error(fit_std: float | None, change: float | None) -> float | None:
+    """The std handed on: the fit's std and the last k-mesh change, in quadrature (None only when both are).
+
+    The change between the last two meshes is the usual estimate of the k-point error that is left (for a sequence
+    that converges monotonically it bounds it; for the oscillating shear constants of a metal it is its size), and it
+    is independent of the stress-strain noise of one mesh, hence the quadrature sum.
+    """
+    if fit_std is None and change is None:
+        return None
+    return float(np.hypot(fit_std or 0.0, change or 0.0))

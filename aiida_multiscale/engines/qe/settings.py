@@ -61,7 +61,12 @@ def check_parameters(values: t.Mapping, defaults: t.Mapping) -> None:
     if not isinstance(merged['kpoints_convergence'], bool):
         raise ValueError('parameters.kpoints_convergence must be true or false')
     if not 0 < merged['kpoints_convergence_tolerance'] < 1:
-        raise ValueError('parameters.kpoints_convergence_tolerance must be a fraction in (0, 1), e.g. 0.05')
+        raise ValueError('parameters.kpoints_convergence_tolerance must be a fraction in (0, 1), e.g. 0.02')
+    gpa = merged['kpoints_convergence_tolerance_gpa']
+    if isinstance(gpa, bool) or not isinstance(gpa, (int, float)) or not gpa > 0:
+        raise ValueError(f'parameters.kpoints_convergence_tolerance_gpa must be > 0 (GPa), e.g. 2.0, got {gpa!r}')
+    if not isinstance(merged['kpoints_error_estimate'], bool):
+        raise ValueError('parameters.kpoints_error_estimate must be true or false')
     if not isinstance(merged['kpoints_max_refinements'], int) or merged['kpoints_max_refinements'] < 1:
         raise ValueError('parameters.kpoints_max_refinements must be an integer >= 1')
     if not merged['kpoints_refinement_factor'] > 1.05:

@@ -12,6 +12,8 @@ from aiida_multiscale.engines.qe import structures as cubic
 from aiida_multiscale.physics import eos as eos_fits
 
 __all__ = (
+    'KPOINTS_MODES',
+    'converge_elastic_constants',
     'create_cubic_structure',
     'fit_elastic_constants',
     'fit_equation_of_state',
@@ -168,12 +170,12 @@ def fit_equation_of_state(
 def fit_elastic_constants(
     reference: orm.StructureData, pw_parameters: orm.Dict, kpoints: orm.KpointsData, pseudo_family: orm.Str, **kwargs
 ) -> HandoffData:
-    """Linear stress-strain fits for C11, C12, C44 (GPa); std from the fit residuals.
+    """Stress-strain fits for C11, C12, C44 (GPa) on one k-mesh; std from the fit residuals only.
 
-    ``kwargs``: ``structure_<i>`` and ``output_trajectory_<i>`` of each strained SCF, ``pseudo_<kind>``, and the
-    ``previous_<n>`` elastic handoffs of coarser k-meshes when the mesh is being converged.  The strain is
-    recomputed from the cells (not taken on trust), and the stress is turned from QE's sign (compression positive) to
-    the physical one (tension positive).
+    ``kwargs``: ``structure_<i>`` and ``output_trajectory_<i>`` of each strained SCF and ``pseudo_<kind>``.  The
+    strain is recomputed from the cells (not taken on trust), and the stress is turned from QE's sign (compression
+    positive) to the physical one (tension positive).  One node per k-mesh: :func:`converge_elastic_constants` makes
+    the handoff of the rung from these.
     """
     pseudos, points = _split_kwargs(kwargs)
     strains, stresses = [], []
@@ -182,20 +184,10 @@ def fit_elastic_constants(
         stresses.append(-np.asarray(points[index]['output_trajectory'].get_array('stress'))[-1])
     fit = elastic_fits.fit_cubic_elastic_constants(strains, stresses)
     metadata = _dft_metadata(pw_parameters, kpoints, pseudos, pseudo_family.value)
-    previous = [
-        kwargs[key]
-        for key in sorted(kwargs, key=lambda k: k.rpartition('_')[2].zfill(4))
-        if key.startswith('previous_')
-    ]
-    if previous:
-        names = ('c11', 'c12', 'c44')
-        metadata['kpoints_convergence'] = [
-            {'kpoints_mesh': node.metadata['kpoints_mesh'], **{name: node.value(name, 'GPa') for name in names}}
-            for node in previous
-        ] + [{'kpoints_mesh': metadata['kpoints_mesh'], **{name: fit[name] for name in names}}]
+    mesh = _mesh_label(metadata['kpoints_mesh'])
     note = (
-        f'linear fit of stress against {len(strains)} strains (e_xx = e_yz = delta, max |delta| '
-        f'{max(abs(s[0, 0]) for s in strains):.3g}) at a0, std from the fit residuals'
+        f'fit of stress against {len(strains)} strains (e_xx = e_yz = delta, max |delta| '
+        f'{max(abs(s[0, 0]) for s in strains):.3g}) at a0 on the {mesh} k-mesh, std from the fit residuals only'
     )
     return HandoffData(
         {
@@ -212,3 +204,129 @@ def fit_elastic_constants(
             'residual_pressure_gpa': fit['residual_pressure'],
         },
     )
+
+
+#: How the k-mesh of the strained SCFs was judged: ``refine`` (the convergence loop), ``estimate`` (one coarser
+#: mesh beside the protocol's, no loop) or ``none`` (one mesh, the k-point error not estimated).
+KPOINTS_MODES = ('refine', 'estimate', 'none')
+
+
+def _mesh_label(mesh) -> str:
+    """``24^3`` for a cubic mesh, ``24x24x20`` otherwise."""
+    mesh = [int(k) for k in mesh]
+    return f'{mesh[0]}^3' if len(set(mesh)) == 1 else 'x'.join(str(k) for k in mesh)
+
+
+@calcfunction
+def converge_elastic_constants(settings: orm.Dict, **kwargs) -> dict:
+    """The rung's ``elastic`` handoff and its ``elastic_convergence`` record, from the per-mesh fits.
+
+    ``kwargs``: ``mesh_<i>``, the :func:`fit_elastic_constants` handoff of each k-mesh, coarsest first.  ``settings``:
+    ``mode`` (one of :data:`KPOINTS_MODES`), ``tolerance`` ({'gpa', 'relative'}: a constant has converged when it
+    changed by less than the larger of the two), ``max_refinements`` and ``refinement_factor`` (for the record).
+
+    The handed-on values are those of the densest (last) mesh.  Their std is the fit std and the change from the
+    previous mesh in quadrature (:func:`~aiida_multiscale.engines.qe.elastic.std_with_kpoints_error`): the fit std
+    alone says nothing about the k-point error, which for the shear constants of a metal is far larger.  Whether the
+    mesh converged is decided here, by the same test the work chain's loop uses
+    (:func:`~aiida_multiscale.engines.qe.elastic.cij_converged`); ``estimate`` never counts as converged, since no
+    denser mesh was tried.  The smearing is the same on every mesh and is not converged: the note says so.
+    """
+    config = settings.get_dict()
+    mode = config['mode']
+    if mode not in KPOINTS_MODES:
+        raise ValueError(f'settings.mode must be one of {KPOINTS_MODES}, got {mode!r}')
+    tolerance = {'gpa': float(config['tolerance']['gpa']), 'relative': float(config['tolerance']['relative'])}
+    meshes = [kwargs[key] for key in sorted(kwargs, key=lambda k: int(k.rpartition('_')[2]))]
+    if not meshes:
+        raise ValueError('need the elastic handoff of at least one k-mesh (mesh_0, mesh_1, ...)')
+    names = elastic_fits.CUBIC_CONSTANTS
+
+    history, previous = [], None
+    for node in meshes:
+        values = [node.value(name, 'GPa') for name in names]
+        entry = {'kpoints_mesh': [int(k) for k in node.metadata['kpoints_mesh']], 'handoff_uuid': node.uuid}
+        for name, value in zip(names, values, strict=True):
+            entry[name] = value
+            entry[f'{name}_std'] = node.get_quantity(name, 'GPa').std
+        if previous is not None:
+            entry['change_gpa'] = elastic_fits.cij_changes(previous, values)
+            entry['tolerance_gpa'] = elastic_fits.cij_tolerances(values, tolerance['gpa'], tolerance['relative'])
+            entry['within_tolerance'] = elastic_fits.cij_converged(
+                previous, values, tolerance['gpa'], tolerance['relative']
+            )
+        history.append(entry)
+        previous = values
+
+    final, last = meshes[-1], history[-1]
+    within = last.get('within_tolerance', False)
+    converged = bool(mode == 'refine' and within)
+    changes = last.get('change_gpa', {})
+    metadata = dict(final.metadata)
+    smearing = f'{metadata.get("smearing", "none")} {metadata.get("degauss", 0.0):g} Ry'
+    label = _mesh_label(last['kpoints_mesh'])
+    tolerance_text = f'{tolerance["gpa"]:g} GPa or {tolerance["relative"]:.0%}, whichever is larger'
+    if len(meshes) > 1:
+        before = _mesh_label(history[-2]['kpoints_mesh'])
+        error = f'std = fit std and the change from the {before} to the {label} k-mesh in quadrature'
+    else:
+        error = 'std = fit std only: the k-point error was NOT estimated'
+    if len(meshes) == 1:
+        state = 'k-mesh not converged: one mesh only, the k-point error not estimated'
+    elif mode == 'refine' and converged:
+        state = f'k-mesh converged at {label} (each of C11, C12, C44 changed by less than {tolerance_text})'
+    elif mode == 'refine':
+        state = (
+            f'k-mesh NOT converged: still changing by more than {tolerance_text} after '
+            f'{len(meshes) - 1} refinement(s) (at most {config.get("max_refinements")})'
+        )
+    elif mode == 'estimate':
+        state = (
+            f'k-mesh not converged (no refinement loop in this protocol); the k-point error is estimated by the '
+            f'change from one coarser mesh, {"within" if within else "above"} {tolerance_text}'
+        )
+    else:
+        state = 'k-mesh not converged (convergence off)'
+    context = f'; {state}; smearing fixed at {smearing} (not converged)'
+
+    quantities = {}
+    for name in names:
+        fitted = final.get_quantity(name, 'GPa')
+        std = elastic_fits.std_with_kpoints_error(fitted.std, changes.get(name))
+        quantities[name] = {
+            'value': fitted.value,
+            'unit': 'GPa',
+            'std': std,
+            'note': f'{fitted.note}; {error}{context}',
+        }
+    metadata.update(
+        {
+            'kpoints_convergence': [
+                {key: entry[key] for key in ('kpoints_mesh', *names, *(f'{n}_std' for n in names))} for entry in history
+            ],
+            'kpoints_converged': converged,
+            'kpoints_tolerance': tolerance,
+            'kpoints_mode': mode,
+            'kpoints_error_gpa': changes or None,
+        }
+    )
+    elastic = HandoffData(
+        quantities, producer='converge_elastic_constants', from_scale='dft', to_scale='md', metadata=metadata
+    )
+    record = orm.Dict(
+        {
+            'mode': mode,
+            'converged': converged,
+            'tolerance': tolerance,
+            'max_refinements': config.get('max_refinements'),
+            'refinement_factor': config.get('refinement_factor'),
+            'smearing': metadata.get('smearing'),
+            'degauss': metadata.get('degauss'),
+            'smearing_converged': False,
+            'final_mesh': last['kpoints_mesh'],
+            'last_change_gpa': changes or None,
+            'meshes': history,
+            'note': state,
+        }
+    )
+    return {'elastic': elastic, 'elastic_convergence': record}
