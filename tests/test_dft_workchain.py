@@ -648,10 +648,20 @@ def test_dft_al_moderate_elastic_real(codes, pseudo_family, two_daemon_workers, 
     """Al, moderate protocol (24^3 k): C11, C12 within 15 % of 117 / 66 GPa (converged LDA), C44 in 25-45 GPa.
 
     The k-mesh, smearing and cutoffs are the protocol's; only the number of points is trimmed to keep the test within
-    its CPU budget (5 EOS volumes, 3 strains instead of 7 and 5: 5 + 2 cubic and 2 low-symmetry SCFs at 24^3).
+    its CPU budget (5 EOS volumes, 3 strains instead of 7 and 5: 5 + 2 cubic and 2 low-symmetry SCFs at 24^3), and
+    the k-mesh loop is off (its 30^3 and 38^3 meshes would cost six times as much; test_kpoints_convergence_loop_real
+    runs the loop on coarse meshes).
     """
     start = time.monotonic()
-    overrides = {'parameters': {'eos_points': 5, 'eos_volume_range': 0.04, 'strains': [-0.01, 0.0, 0.01]}}
+    overrides = {
+        'parameters': {
+            'eos_points': 5,
+            'eos_volume_range': 0.04,
+            'strains': [-0.01, 0.0, 0.01],
+            'kpoints_convergence': False,
+            'kpoints_error_estimate': False,
+        }
+    }
     builder = DftWorkChain.get_builder_from_protocol(
         codes['pw'], element='Al', protocol='moderate', overrides=overrides
     )
