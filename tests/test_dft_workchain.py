@@ -34,10 +34,23 @@ def _validation_error(builder) -> str | None:
 
 
 # -- protocol ----------------------------------------------------------------------------------------------------------
+def _shipped_cutoffs(family: str, element: str) -> tuple[float, float]:
+    """The converged cutoffs of the shipped table (read with yaml), which setup puts into the local families."""
+    from importlib import resources
+
+    import yaml
+
+    text = (resources.files('aiida_multiscale.setup') / 'cutoffs.yaml').read_text()
+    entry = yaml.safe_load(text)['families'][family]['elements'][element]
+    return entry['ecutwfc'], entry['ecutrho']
+
+
 def test_protocol_builder_al(al_builder):
     parameters = al_builder.scf.pw.parameters.get_dict()
-    assert parameters['SYSTEM']['ecutwfc'] == 30.0
-    assert parameters['SYSTEM']['ecutrho'] == 120.0
+    # Debian has no PBE Al: the LDA family, with its converged cutoffs.
+    assert al_builder.pseudo_family.value == 'multiscale/lda'
+    system = parameters['SYSTEM']
+    assert (system['ecutwfc'], system['ecutrho']) == _shipped_cutoffs('multiscale/lda', 'Al')
     assert parameters['CONTROL']['tstress'] is True
     assert parameters['ELECTRONS']['conv_thr'] == pytest.approx(1e-10)
     assert 'nspin' not in parameters['SYSTEM']
@@ -50,24 +63,27 @@ def test_protocol_builder_al(al_builder):
 
 def test_protocol_builder_element_tables(codes, pseudo_family):
     cu = DftWorkChain.get_builder_from_protocol(codes['pw'], element='Cu')
-    assert cu.scf.pw.parameters['SYSTEM']['ecutwfc'] == 40.0
-    assert cu.scf.pw.parameters['SYSTEM']['ecutrho'] == 320.0
+    assert cu.pseudo_family.value == 'multiscale/pbe'  # PBE by default
+    system = cu.scf.pw.parameters['SYSTEM']
+    assert (system['ecutwfc'], system['ecutrho']) == _shipped_cutoffs('multiscale/pbe', 'Cu')
     ni = DftWorkChain.get_builder_from_protocol(codes['pw'], element='Ni', protocol='precise')
     assert ni.scf.pw.parameters['SYSTEM']['nspin'] == 2
     assert ni.scf.pw.parameters['SYSTEM']['starting_magnetization'] == {'Ni': 0.3}
-    assert ni.scf.pw.parameters['SYSTEM']['ecutwfc'] == pytest.approx(50.0)  # cutoff_scale 1.25 in precise
+    ecutwfc, _ = _shipped_cutoffs('multiscale/pbe', 'Ni')
+    assert ni.scf.pw.parameters['SYSTEM']['ecutwfc'] == pytest.approx(1.25 * ecutwfc)  # cutoff_scale 1.25 in precise
 
 
 def test_protocol_overrides(codes, pseudo_family):
-    overrides = {'parameters': {'strains': [-0.02, 0.0, 0.02], 'kpoints_distance': None}, 'cutoffs': {'Al': [25, 100]}}
+    cutoffs = {'pw': {'parameters': {'SYSTEM': {'ecutwfc': 25, 'ecutrho': 100}}}}
+    overrides = {'parameters': {'strains': [-0.02, 0.0, 0.02], 'kpoints_distance': None}, 'scf': cutoffs}
     builder = DftWorkChain.get_builder_from_protocol(codes['pw'], element='Al', overrides=overrides)
     assert overrides == {
         'parameters': {'strains': [-0.02, 0.0, 0.02], 'kpoints_distance': None},
-        'cutoffs': {'Al': [25, 100]},
+        'scf': {'pw': {'parameters': {'SYSTEM': {'ecutwfc': 25, 'ecutrho': 100}}}},
     }, 'the caller dict must not be mutated'
     assert builder.parameters['strains'] == [-0.02, 0.0, 0.02]
     assert 'kpoints_distance' not in builder.parameters.get_dict()
-    assert builder.scf.pw.parameters['SYSTEM']['ecutwfc'] == 25
+    assert builder.scf.pw.parameters['SYSTEM']['ecutwfc'] == 25  # explicit cutoffs win over the family's
     with pytest.raises(ValueError, match="unknown override key 'parameters.strain'"):
         DftWorkChain.get_builder_from_protocol(codes['pw'], element='Al', overrides={'parameters': {'strain': [0]}})
     with pytest.raises(ValueError, match='unknown protocol'):
