@@ -91,25 +91,24 @@ def _cutoffs_and_functional_notes(system: dict, family: str, pseudos: dict) -> d
     return dft_metadata_notes(system, family, pseudos)
 
 
-def fit_kwargs(children, output: str, pseudos: dict, previous=()) -> dict:
+def fit_kwargs(children, output: str, pseudos: dict) -> dict:
     """The ``**kwargs`` of :func:`fit_equation_of_state` and :func:`fit_elastic_constants` (read by ``_split_kwargs``).
 
-    ``structure_<i>`` and ``<output>_<i>`` of each finished SCF work chain in ``children``, ``pseudo_<kind>`` of every
-    pseudopotential, and ``previous_<n>`` for the handoffs of coarser k-meshes.
+    ``structure_<i>`` and ``<output>_<i>`` of each finished SCF work chain in ``children`` and ``pseudo_<kind>`` of
+    every pseudopotential.
     """
     kwargs = {f'structure_{i}': child.inputs.pw.structure for i, child in enumerate(children)}
     kwargs.update({f'{output}_{i}': child.outputs[output] for i, child in enumerate(children)})
     kwargs.update({f'pseudo_{kind}': pseudo for kind, pseudo in pseudos.items()})
-    kwargs.update({f'previous_{n}': node for n, node in enumerate(previous)})
     return kwargs
 
 
 def _split_kwargs(kwargs: dict) -> tuple[dict, dict]:
-    """The inverse of :func:`fit_kwargs`: ``({kind: pseudo}, {i: {name: node}})``; ``previous_<n>`` are left out."""
+    """The inverse of :func:`fit_kwargs`: ``({kind: pseudo}, {i: {name: node}})``."""
     pseudos = {key[len('pseudo_') :]: node for key, node in kwargs.items() if key.startswith('pseudo_')}
     indexed = {}
     for key, node in kwargs.items():
-        if key.startswith(('pseudo_', 'previous_')):
+        if key.startswith('pseudo_'):
             continue
         name, _, index = key.rpartition('_')
         indexed.setdefault(int(index), {})[name] = node
