@@ -34,6 +34,8 @@ import typing as t
 
 import numpy as np
 
+from aiida_multiscale.physics.units import is_finite_number
+
 __all__ = (
     'Extrapolation',
     'GrainSizes',
@@ -92,14 +94,17 @@ class ReducedUnits:
     mobility: float  #: M, m^4/(J s)
     gb_energy: float  #: sigma, J/m^2
 
+    def __post_init__(self):
+        for name in ('initial_size', 'mobility', 'gb_energy'):
+            value = getattr(self, name)
+            if not (is_finite_number(value) and value > 0):
+                raise ValueError(f'{name} must be one positive finite number in {SI_UNITS[name]}, got {value!r}')
+            object.__setattr__(self, name, float(value))
+
     @classmethod
     def from_physical(cls, initial_size, mobility, gb_energy) -> ReducedUnits:
         """From ``d0`` (m), ``M`` (m^4/(J s)) and ``sigma`` (J/m^2): SI numbers or pint quantities (converted)."""
-        d0, m, sigma = _si(initial_size, 'initial_size'), _si(mobility, 'mobility'), _si(gb_energy, 'gb_energy')
-        for name, value in (('initial_size', d0), ('mobility', m), ('gb_energy', sigma)):
-            if not (isinstance(value, float) and math.isfinite(value) and value > 0):
-                raise ValueError(f'{name} must be one positive finite number, got {value!r}')
-        return cls(d0, m, sigma)
+        return cls(_si(initial_size, 'initial_size'), _si(mobility, 'mobility'), _si(gb_energy, 'gb_energy'))
 
     @property
     def time_scale(self) -> float:
