@@ -45,7 +45,8 @@ def test_launch_dft_help_states_the_protocol_file_defaults():
     text = ' '.join(result.output.split())  # undo click's line wrapping
     assert f'--protocol [{"|".join(protocols["protocols"])}]' in text
     assert f'[default: {protocols["default_protocol"]}]' in text
-    assert '--pseudo-family TEXT Label of the aiida-pseudo family to use. [default: multiscale/lda]' in text
+    # PBE by default, LDA where the PBE family lacks the element (issue: PBE wherever the family has the element).
+    assert '[default: multiscale/pbe, or multiscale/lda where multiscale/pbe lacks the element]' in text
     assert (
         '--num-machines INTEGER RANGE Machines (nodes) per calculation (resources.num_machines). [default: protocol]'
         in text

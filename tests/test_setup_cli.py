@@ -66,6 +66,20 @@ def test_missing_pseudo_folder(multiscale_setup, tmp_path):
     assert not _computer_exists('bad-pseudo')
 
 
+def test_pseudo_file_of_another_md5_is_not_used(multiscale_setup, tmp_path):
+    """A UPF file whose md5 differs from the one whose cutoffs were converged is left out: here the only one."""
+    original = pathlib.Path('/usr/share/espresso/pseudo/Al.pz-vbc.UPF').read_text()
+    (tmp_path / 'Al.pz-vbc.UPF').write_text(original.replace('</PP_INFO>', ' edited </PP_INFO>', 1))
+    result = CliRunner().invoke(
+        cli, ['setup', '--computer-label', 'bad-md5', '--pseudo-folder', str(tmp_path), '--no-check']
+    )
+    assert result.exit_code == 1
+    line = _one_error_line(result.output)
+    assert 'none of the UPF files with converged cutoffs' in line and 'Al.pz-vbc.UPF' in line
+    assert '--pseudo-folder' in line and 'aiida-pseudo install sssp' in line
+    assert not _computer_exists('bad-md5')
+
+
 def test_failure_half_way_leaves_nothing_mock_failure(multiscale_setup, monkeypatch, tmp_path):
     """A failure after the computer and codes were created (faked here) deletes them again."""
     from aiida import orm
