@@ -197,6 +197,8 @@ def test_extrapolation_std_grows_with_the_factor_as_the_textbook_prediction_erro
         d_fit = math.sqrt(fit.intercept + fit.slope * t)
         expected = s * math.sqrt(1 / len(x) + (t - x.mean()) ** 2 / sxx) / (2 * d_fit)
         assert result.size_std == pytest.approx(expected, rel=1e-8)
+        # ... and the true size of the law the data were drawn from lies within 2 of those stds.
+        assert abs(result.size - math.sqrt(1.0 + 0.5 * t)) < 2 * result.size_std
         stds.append(result.size_std)
     assert all(b > a for a, b in zip(stds, stds[1:]))
 
