@@ -139,6 +139,7 @@ def test_copper_aggregate_inside_voigt_reuss_real(codes):
     euler = _random_euler(grains.max() + 1, seed=12)
     elasticity, stiffness, micro = _run(codes, grains, euler, CU)
     weights = np.bincount(grains.ravel()) / grains.size
+    np.testing.assert_allclose(elasticity.metadata['grain_fractions'], weights)  # one element per pixel
     voigt, reuss = _voigt_reuss(np.array(CU) * 1e9, euler, weights)
     e_voigt, e_reuss = 1 / np.linalg.inv(voigt)[0, 0], 1 / reuss[0, 0]
     youngs = elasticity.value('youngs_modulus', 'Pa')

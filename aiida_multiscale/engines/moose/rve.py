@@ -38,9 +38,12 @@ from aiida_multiscale.engines.moose.solid_mechanics import element_grain_map
 from aiida_multiscale.physics.elasticity import born_stability_violations
 
 __all__ = (
+    'EULER_FILE',
     'FILE_BASE',
     'LOAD_CASES',
     'MAX_ELEMENTS',
+    'STRAIN_POSTPROCESSORS',
+    'STRESS_POSTPROCESSORS',
     'STRESS_UNIT',
     'RveModel',
     'axial_moduli',

@@ -11,6 +11,7 @@ from aiida.engine import calcfunction
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.engines.moose import rve
+from aiida_multiscale.engines.moose.solid_mechanics import element_grain_map
 from aiida_multiscale.physics.units import factor
 
 __all__ = (
@@ -88,6 +89,10 @@ def rve_effective_elasticity(postprocessors: orm.ArrayData, microstructure: Micr
     youngs, poisson = rve.axial_moduli(stiffness, axis, lateral)
     cubic = rve.cubic_projection(stiffness)
     nx, ny, nz = rve.rve_mesh_shape(microstructure.grid_shape, values['mesh_scale'], int(values['layers']))
+    # The grains' volume fractions in the mesh (not the map's, when mesh_scale != 1): the weights of any bound
+    # computed for this C_eff.
+    elements = element_grain_map(microstructure.grain_ids, nx, ny)
+    fractions = np.bincount(elements.ravel(), minlength=microstructure.grain_count) / elements.size
     setup = (
         f'periodic RVE of {microstructure.grain_count} grains (columnar: the map extruded along z, periodic on all '
         f'faces), {nx} x {ny} x {nz} HEX8, six strain load cases by the homogenisation constraint (MOOSE); '
@@ -128,6 +133,7 @@ def rve_effective_elasticity(postprocessors: orm.ArrayData, microstructure: Micr
             'cubic_deviation': cubic['cubic_deviation'],
             'grain_count': int(microstructure.grain_count),
             'mesh': [nx, ny, nz],
+            'grain_fractions': fractions.tolist(),
             'loading_axis': values['loading_axis'],
         },
     )
