@@ -287,6 +287,28 @@ def test_parse_boundary_file_unwraps_box_flips():
         engine.parse_boundary_file(header)
 
 
+@pytest.mark.unit
+def test_lattice_constant_script_and_its_block_average():
+    script = engine.render_lattice_constant_script(
+        element='Cu',
+        mass=63.546,
+        pair_style='eam/alloy',
+        potential_filename='Cu_mishin1.eam.alloy',
+        a_guess=3.615,
+        temperature=600.0,
+        seed=5,
+    )
+    assert check_script(script) == script and 'npt temp 600 600 0.1 iso 0.0 0.0 1.0' in script
+    # Five blocks of 10 samples at a = 4.10, 4.11, ..., 4.14: mean 4.12, std of the mean 0.01 * sqrt(2.5) / sqrt(5).
+    values = np.repeat([4.10, 4.11, 4.12, 4.13, 4.14], 10)
+    text = '# header\n' + ''.join(f'{10 * k} {0.02 * k} {a} 800 0\n' for k, a in enumerate(values))
+    parsed = engine.parse_lattice_file(text)
+    assert parsed['lattice_constant'] == pytest.approx(4.12)
+    assert parsed['std'] == pytest.approx(0.01 * math.sqrt(2.5) / math.sqrt(5))
+    with pytest.raises(ValueError, match='block averages'):
+        engine.parse_lattice_file('# header\n1 0 4.1 800 0\n')
+
+
 # -- one real run, forward and reversed --------------------------------------------------------------------------------
 def _lmp() -> str:
     path = os.environ.get('AIIDA_MULTISCALE_LMP') or str(pathlib.Path(sys.prefix) / 'bin' / 'lmp')
@@ -295,23 +317,64 @@ def _lmp() -> str:
     return path
 
 
+def _run_lmp(lmp: str, folder: pathlib.Path, script: str) -> float:
+    """Run ``script`` in ``folder`` with one thread; return the CPU seconds it took."""
+    (folder / 'in.lmp').write_text(script)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [lmp, '-in', 'in.lmp', '-log', 'log.lammps', '-screen', 'none'],
+        cwd=folder,
+        env={**os.environ, 'OMP_NUM_THREADS': '1'},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert done.returncode == 0, (folder / 'log.lammps').read_text()[-2000:]
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 @pytest.mark.real_code
 def test_boundary_moves_the_way_u0_drives_it(tmp_path):
-    """Al (Mendelev), 600-atom periodic bicrystal at 800 K (0.86 of the potential's T_melt, about 926 K),
-    u0 = +-0.025 eV/atom: grain 1 shrinks for u0 > 0 and grows for u0 < 0, each significantly.
+    """Al (Mendelev), 800-atom periodic bicrystal at 850 K (0.92 of the potential's T_melt, about 926 K),
+    u0 = +-0.04 eV/atom: grain 1 shrinks for u0 > 0 and grows for u0 < 0, each significantly (2 std).
 
-    a(800 K) = 4.122 A is this potential's zero-pressure lattice constant from a separate NPT run of bulk fcc; the
-    run's own boundary-plane box must agree with it, or the orientation file would not fit the crystal.
+    The force is large so that 3 ps show the motion in so small a cell (at smaller u0 the boundary moves by jumps of
+    one (620) plane, too rare to be seen in a few ps).  a(850 K) comes first from NPT of a bulk cube; the driven run's
+    own boundary-plane box, barostatted separately, must agree with it (a second measurement), or the orientation file
+    would not describe the crystal.
     """
-    from aiida_multiscale.engines.lammps.potentials import default_potential
+    from ase.data import atomic_masses, atomic_numbers
+
+    from aiida_multiscale.engines.lammps.potentials import DEFAULT_POTENTIALS, default_potential
 
     lmp = _lmp()
     potential, info = default_potential('Al')
-    a_t, repeats, temperature, timestep = 4.122, (2, 3, 5), 800.0, 0.002
+    repeats, temperature, timestep = (2, 4, 5), 850.0, 0.002
+    bulk = tmp_path / 'bulk'
+    bulk.mkdir()
+    script = engine.render_lattice_constant_script(
+        element='Al',
+        mass=float(atomic_masses[atomic_numbers['Al']]),
+        pair_style=info['pair_style'],
+        potential_filename=str(potential),
+        a_guess=4.0453,  # 0 K a0 of this potential
+        temperature=temperature,
+        seed=99,
+        equilibration_steps=1000,
+        steps=2000,
+        repeats=3,
+    )
+    cpu_bulk = _run_lmp(lmp, bulk, script)
+    lattice = engine.parse_lattice_file((bulk / engine.LATTICE_FILENAME).read_text())
+    a_t = lattice['lattice_constant']
+    assert 4.0453 * 1.01 < a_t < 4.0453 * 1.03, 'thermal expansion from 0 to 850 K: 1-3 % for Al'
+    assert DEFAULT_POTENTIALS['Al']['file'] == 'Al_mm.eam.fs'
     atoms = bicrystal.build_sigma5_bicrystal('Al', a_t, repeats)
     results = {}
     cpu = 0.0
-    for u0 in (0.025, -0.025):
+    for u0 in (0.04, -0.04):
         folder = tmp_path / f'u0_{u0:+g}'
         folder.mkdir()
         (folder / 'bicrystal.data').write_text(bicrystal.lammps_data(atoms))
@@ -328,40 +391,27 @@ def test_boundary_moves_the_way_u0_drives_it(tmp_path):
             equilibration_steps=250,
             steps=1500,
             timestep=timestep,
-            sample_every=25,
+            sample_every=10,
         )
-        (folder / 'in.lmp').write_text(script)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        done = subprocess.run(
-            [lmp, '-in', 'in.lmp', '-log', 'log.lammps', '-screen', 'none'],
-            cwd=folder,
-            env={**os.environ, 'OMP_NUM_THREADS': '1'},
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        assert done.returncode == 0, (folder / 'log.lammps').read_text()[-2000:]
+        cpu += _run_lmp(lmp, folder, script)
         run = engine.parse_boundary_file((folder / engine.BOUNDARY_FILENAME).read_text())
-        assert engine.box_lattice_constant(run['lx'], run['ly'], repeats) == pytest.approx(a_t, rel=0.01)
+        assert engine.box_lattice_constant(run['lx'], run['ly'], repeats) == pytest.approx(a_t, rel=0.005)
         assert run['temperature'].mean() == pytest.approx(temperature, rel=0.05)
         window = physics.steady_window(run['time'], run['thickness'], run['lz'], discard=0.25, min_thickness=10.0)
-        velocity = physics.migration_velocity(
-            run['time'], physics.boundary_displacement(run['thickness']), window=window
-        )
+        displacement = physics.boundary_displacement(run['thickness'])
+        velocity = physics.migration_velocity(run['time'], displacement, window=window)
         results[u0] = (velocity, physics.mobility(velocity, u0, a_t))  # raises if it did not move the driven way
     simulated_ps = 2 * (250 + 1500) * timestep
-    print(f'\nCPU {cpu:.1f} s for 2 runs of 600 atoms x 3.5 ps: {cpu / simulated_ps:.2f} CPU-s per ps')
+    print(f'\na(850 K) = {a_t:.4f} +- {lattice["std"]:.4f} A ({cpu_bulk:.1f} CPU-s, 108 atoms, 6 ps)')
+    print(f'CPU {cpu:.1f} s for 2 runs of {len(atoms)} atoms x 3.5 ps: {cpu / simulated_ps:.2f} CPU-s per ps')
     for u0, (v, m) in results.items():
         print(
             f'u0 {u0:+g} eV: v = {v.value * 100:.1f} +- {v.std * 100:.1f} m/s into grain 1, M = {m.value:.3g} m^4/(J s)'
         )
-    forward, reversed_ = results[0.025], results[-0.025]
+    forward, reversed_ = results[0.04], results[-0.04]
     assert forward[0].value > 0 > reversed_[0].value  # into grain 1 when u0 > 0, out of it when u0 < 0
     for _, m in (forward, reversed_):
         # Published MD mobilities of fcc tilt boundaries lie in 1e-8 - 1e-6 m^4/(J s) (e.g. Janssens et al. 2006; Zhang,
-        # Mendelev and Srolovitz 2004); this order-of-magnitude window catches unit and factor-of-two-in-P errors only
-        # together with the checks above.
-        assert 1e-8 < m.value < 1e-5
+        # Mendelev and Srolovitz 2004); a decade either side is allowed for the saturating force and the small cell:
+        # a check on units (angstrom/ps, eV/angstrom^3), not a measurement.
+        assert 1e-9 < m.value < 1e-5

@@ -31,16 +31,20 @@ from aiida_multiscale.engines.lammps.inputs import check_script, pair_lines
 __all__ = (
     'BOUNDARY_COLUMNS',
     'BOUNDARY_FILENAME',
+    'LATTICE_FILENAME',
     'ORIENTATION_FILENAME',
     'box_lattice_constant',
     'grain_orientations',
     'orientation_file',
     'parse_boundary_file',
+    'parse_lattice_file',
+    'render_lattice_constant_script',
     'render_mobility_script',
 )
 
 ORIENTATION_FILENAME = 'grains.ori'
 BOUNDARY_FILENAME = 'boundary.dat'
+LATTICE_FILENAME = 'lattice.dat'
 #: Columns of :data:`BOUNDARY_FILENAME` after the step: time (ps), thickness of grain 1 (A), atoms in grain 1, box
 #: lengths (A), xz tilt (A), temperature (K), shear stress pxz (bar).
 BOUNDARY_COLUMNS = ('time', 'thickness', 'grain_atoms', 'lx', 'ly', 'lz', 'xz', 'temperature', 'pxz')
@@ -216,3 +220,77 @@ def box_lattice_constant(lx: t.Sequence[float], ly: t.Sequence[float], repeats: 
     nx, ny, _ = repeats
     area = float(np.mean(np.asarray(lx) * np.asarray(ly)))
     return math.sqrt(area / (nx * ny * math.sqrt(10.0) / 2.0))
+
+
+def render_lattice_constant_script(
+    *,
+    element: str,
+    mass: float,
+    pair_style: str,
+    potential_filename: str,
+    a_guess: float,
+    temperature: float,
+    seed: int,
+    equilibration_steps: int = 2500,
+    steps: int = 2500,
+    repeats: int = 4,
+    timestep: float = 0.002,
+    sample_every: int = 10,
+) -> str:
+    """Script for a(T), the zero-pressure lattice constant at ``temperature``: NPT of a cubic fcc crystal.
+
+    Why it is needed: the driven run's orientation file and bicrystal must be at a(T), not at the 0 K a0 (Al expands by
+    about 2 % from 0 to 800 K, and the order parameter compares neighbour vectors with the file's).  After
+    ``equilibration_steps``, the cube edge / ``repeats`` is written to :data:`LATTICE_FILENAME` every ``sample_every``
+    steps (:func:`parse_lattice_file` averages it).
+    """
+    if not temperature > 0:
+        raise ValueError(f'temperature must be > 0 K, got {temperature}')
+    if int(seed) < 1:
+        raise ValueError(f'the velocity seed must be a positive integer, got {seed}')
+    n = int(repeats)
+    lines = [
+        f'# fcc {element}: zero-pressure lattice constant at {temperature:g} K (NPT)',
+        'units metal',
+        'atom_style atomic',
+        'boundary p p p',
+        f'lattice fcc {a_guess:.8f}',
+        f'region box block 0 {n} 0 {n} 0 {n}',
+        'create_box 1 box',
+        'create_atoms 1 box',
+        f'mass 1 {mass:.6f}',
+        pair_lines(pair_style, potential_filename, element),
+        'neighbor 1.0 bin',
+        'thermo_style custom step temp press pe lx ly lz xz pxz',
+        'thermo 500',
+        f'timestep {timestep:g}',
+        f'velocity all create {2 * temperature:g} {int(seed)} mom yes rot yes dist gaussian',
+        f'fix md all npt temp {temperature:g} {temperature:g} 0.1 iso 0.0 0.0 1.0',
+        f'run {int(equilibration_steps)}',
+        'reset_timestep 0',
+        f'variable a equal vol^(1.0/3.0)/{n}',
+        'variable t equal time',
+        f'fix lattice all ave/time {sample_every} 1 {sample_every} v_t v_a c_thermo_temp c_thermo_press '
+        f'file {LATTICE_FILENAME}',
+        f'run {int(steps)}',
+    ]
+    return check_script('\n'.join(lines) + '\n')
+
+
+def parse_lattice_file(text: str, blocks: int = 5) -> dict[str, float]:
+    """:data:`LATTICE_FILENAME` -> ``{lattice_constant, std, temperature, pressure}`` (A, A, K, bar).
+
+    The std is that of the mean from ``blocks`` block averages: successive samples are correlated (the barostat
+    oscillates with a period of a picosecond or so), so the std of the samples over sqrt(n) would be too small.
+    """
+    rows = [[float(p) for p in line.split()] for line in text.splitlines() if line.strip() and line[0] != '#']
+    if len(rows) < 3 * blocks:
+        raise ValueError(f'{LATTICE_FILENAME} holds {len(rows)} samples; {blocks} block averages need {3 * blocks}')
+    data = np.array(rows)
+    means = [float(np.mean(part)) for part in np.array_split(data[:, 2], blocks)]
+    return {
+        'lattice_constant': float(np.mean(data[:, 2])),
+        'std': float(np.std(means, ddof=1) / math.sqrt(blocks)),
+        'temperature': float(np.mean(data[:, 3])),
+        'pressure': float(np.mean(data[:, 4])),
+    }
