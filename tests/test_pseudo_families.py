@@ -264,10 +264,13 @@ def test_cutoffs_convergence_al_lda(codes, multiscale_setup):
 @pytest.mark.real_code
 def test_rung_runs_on_the_family_cutoffs(codes, al_cutoffs_family):
     """The PwCalculations of the DFT rung get the family's 21/84 Ry, and the handoff says where they came from."""
-    overrides = {
-        'parameters': {'eos_points': 5, 'kpoints_mesh': [4, 4, 4], 'kpoints_distance': None,
-                       'strains': [-0.01, 0.0, 0.01], 'bulk_modulus_tolerance': 0.9},
+    # Small: one 4^3 mesh for every SCF, no k-point error estimate (this test is about the cutoffs only).
+    parameters = {
+        'eos_points': 5, 'kpoints_mesh': [4, 4, 4], 'kpoints_distance': None, 'elastic_kpoints_distance': None,
+        'kpoints_convergence': False, 'kpoints_error_estimate': False, 'strains': [-0.01, 0.0, 0.01],
+        'bulk_modulus_tolerance': 0.9,
     }  # fmt: skip
+    overrides = {'parameters': parameters}
     builder = DftWorkChain.get_builder_from_protocol(
         codes['pw'], element='Al', protocol='fast', pseudo_family=al_cutoffs_family.label, overrides=overrides
     )
