@@ -87,7 +87,7 @@ def yaml_entry(history: dict, command: str, node_uuid: str) -> str:
     '--upf',
     type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
     default=None,
-    help="UPF file of the element [default: the family's own, else Debian's <element>.pz-/.pbe-*.UPF].",
+    help="UPF file of the element [default: the family's own, else Debian's <element>.pz-... or .pbe-... file].",
 )
 @click.option(
     '--ecutwfc', 'ecutwfc_text', default=None, help='ecutwfc series in Ry, e.g. 25,30,40,60 [default: 25-80].'
