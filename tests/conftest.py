@@ -198,3 +198,52 @@ def fast_chain(daemon_client, codes, pseudo_family):
         time.sleep(2)
     node.base.extras.set('test_wall_time', time.monotonic() - start)
     return node
+
+
+@pytest.fixture(scope='session')
+def embedded_profile(tmp_path_factory):
+    """The embedded profile (SQLite + ZeroMQ) made by ``scripts/profile_embedded.sh``, set up, its daemon running.
+
+    One per session, shared by ``test_reproduce`` and ``test_embedded`` (helpers in ``tests/embedded_profile.py``).
+    """
+    from embedded_profile import embedded_profile as make_embedded_profile
+
+    with make_embedded_profile(tmp_path_factory.mktemp('embedded')) as profile:
+        yield profile
+
+
+@pytest.fixture(scope='session')
+def embedded_reproduction(fast_chain, embedded_profile, tmp_path_factory):
+    """The session's fast chain, archived and reproduced in the embedded profile by ``aiida-multiscale reproduce``.
+
+    The one real rerun of the chain that ``test_reproduce`` (the command's report) and ``test_embedded`` (a chain
+    through the embedded daemon, whose calculations the profile's caching takes from this rerun) share.  The daemon is
+    stopped: ``reproduce`` runs its chain in its own process and needs neither the daemon nor the broker.  Returns
+    ``{'archive', 'returncode', 'stdout', 'stderr', 'report', 'rerun'}``: ``report`` is the command's JSON (``None``
+    if it printed none), ``rerun`` the :data:`embedded_profile.CHAIN_SUMMARY` of the reproduced chain.
+    """
+    import json
+
+    from aiida.tools.archive import create_archive
+
+    assert fast_chain.is_finished_ok, fast_chain.exit_message
+    archive = tmp_path_factory.mktemp('reproduce') / 'chain.aiida'
+    create_archive([fast_chain], filename=str(archive))
+    embedded_profile.daemon_stop()
+    result = embedded_profile.cli('reproduce', archive, '--json', timeout=CHAIN_TIMEOUT + 600, check=False)
+    lines = result.stdout.strip().splitlines()
+    try:
+        report = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        report = None
+    rerun = None
+    if report and len(report.get('chains', [])) == 1 and report['chains'][0].get('reproduced_chain'):
+        rerun = embedded_profile.summary(report['chains'][0]['reproduced_chain'])
+    return {
+        'archive': archive,
+        'returncode': result.returncode,
+        'stdout': result.stdout,
+        'stderr': result.stderr,
+        'report': report,
+        'rerun': rerun,
+    }

@@ -91,16 +91,51 @@ def _by_call_path(rung) -> dict[tuple[str, ...], orm.CalcJobNode]:
     return result
 
 
-def _replace_workers(daemon_client) -> None:
+def _task_queue_consumers(profile) -> int:
+    """Consumers of ``profile``'s process queue on RabbitMQ (one per daemon worker), by a passive declare over AMQP.
+
+    Run in a thread of its own with its own event loop, so that the test process's AiiDA runner is not touched.
+    """
+    import asyncio
+    import concurrent.futures
+
+    import aiormq
+    from aiida.brokers.rabbitmq.utils import get_launch_queue_name
+    from aiida.manage import get_manager
+
+    url = get_manager().get_broker().get_url()
+    queue = get_launch_queue_name(f'aiida-{profile.uuid}')
+
+    async def count() -> int:
+        connection = await aiormq.connect(url)
+        try:
+            channel = await connection.channel()
+            try:
+                return (await channel.queue_declare(queue, passive=True)).consumer_count
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return 0
+        finally:
+            await connection.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, count()).result(timeout=60)
+
+
+def _replace_workers(daemon_client, profile) -> None:
     """Replace every daemon worker by a new one, which reads the config when it starts.
 
     Not ``restart_daemon``: a test profile's task queue is deleted 10 s after its last consumer leaves, and the test
     process would then publish into nothing (``UnroutableError: NO_ROUTE``).  New workers are added first and the old
-    ones (circus stops the oldest) only removed once the new ones had time to subscribe, so the queue always has one.
+    ones (circus stops the oldest) only removed once the new ones consume from the queue, so the queue always has one.
     """
     number = int(daemon_client.get_numprocesses(timeout=120)['numprocesses'])
+    consumers = _task_queue_consumers(profile)
     daemon_client.increase_workers(number, wait=True, timeout=120)
-    time.sleep(20)
+    deadline = time.monotonic() + 180
+    while _task_queue_consumers(profile) < consumers + number:
+        if time.monotonic() > deadline:
+            pytest.fail(f'the {number} new daemon worker(s) did not subscribe to the process queue within 180 s')
+        time.sleep(1)
     daemon_client.decrease_workers(number, wait=True, timeout=300)
 
 
@@ -123,12 +158,12 @@ def daemon_caching(aiida_config, aiida_profile, daemon_client):
             assert get_use_cache(identifier=process_type)
         # Work chains are never cached by AiiDA; the bridges (calcfunctions) are not in the list on purpose.
         assert not get_use_cache(identifier='aiida_multiscale.bridges.dft_to_md.dft_to_md')
-        _replace_workers(daemon_client)
+        _replace_workers(daemon_client, aiida_profile)
         yield
     finally:
         aiida_config.unset_option('caching.enabled_for', scope=aiida_profile.name)
         aiida_config.store()
-        _replace_workers(daemon_client)
+        _replace_workers(daemon_client, aiida_profile)
 
 
 @pytest.mark.slow
@@ -158,6 +193,11 @@ def test_second_chain_reuses_dft_and_md(fast_chain, codes, daemon_caching):
     assert second.is_finished_ok, f'[{second.exit_status}] {second.exit_message}'
 
     first_rungs, second_rungs = _rungs(first), _rungs(second)
+    for label, rungs in (('first', first_rungs), ('second', second_rungs)):
+        # Where the time goes: DFT runs beside MD and the phase field, so the cache saves what was on the critical
+        # path (MD); the phase field and FEM, which the temperature changes, run again.
+        times = ', '.join(f'{rung} {(node.mtime - node.ctime).total_seconds():.0f} s' for rung, node in rungs.items())
+        print(f'caching: rungs of the {label} chain: {times}')
 
     # DFT and MD: every calculation job is a copy of the one at the same place in the first chain.  Its source is
     # that node, or (in a full test session) an identical earlier run with the same hash, e.g. of the DFT tests.

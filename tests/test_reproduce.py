@@ -1,17 +1,12 @@
-"""``aiida-multiscale reproduce``: the comparison rule, and the session's fast chain rerun from its own archive."""
+"""``aiida-multiscale reproduce``: the comparison rule, and the session's fast chain rerun from its archive."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from aiida_multiscale.cli.reproduce import compare_macro
-
-BIN = os.path.dirname(sys.executable)
 
 
 @pytest.mark.unit
@@ -39,31 +34,68 @@ def test_compare_macro_verdicts():
 @pytest.mark.daemon
 @pytest.mark.real_code
 @pytest.mark.timeout(2400)
-def test_reproduce_fast_chain_from_archive(fast_chain, aiida_profile, tmp_path):
-    """Archive the fast chain, reproduce it with the CLI: one new chain, run with caching off, same macro values."""
-    from aiida import orm
-    from aiida.tools.archive import create_archive
+def test_reproduce_fast_chain_from_archive(fast_chain, embedded_reproduction):
+    """Archive the fast chain, reproduce it with the CLI: one new chain, run with caching off, same macro values.
 
-    assert fast_chain.is_finished_ok, fast_chain.exit_message
-    archive = tmp_path / 'chain.aiida'
-    create_archive([fast_chain], filename=str(archive))
-    command = [f'{BIN}/aiida-multiscale', '-p', aiida_profile.name, 'reproduce', str(archive), '--json']
-    result = subprocess.run(command, capture_output=True, text=True, timeout=2000)
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout.splitlines()[-1])
+    The archive is reproduced where a user would: in another profile, here the embedded one (SQLite + ZeroMQ) of the
+    session (``embedded_reproduction`` in ``tests/conftest.py``, shared with ``test_embedded``), whose computer is not
+    the archive's, so the codes are swapped for the profile's own.
+    """
+    run = embedded_reproduction
+    assert run['returncode'] == 0, run['stdout'] + run['stderr']
+    report = run['report']
     assert report['reproduced'] is True
     (chain,) = report['chains']
     assert chain['archived_chain'] == fast_chain.uuid
     names = {row['quantity'] for row in chain['quantities']}
     assert names == set(fast_chain.outputs.macro.names)
     assert all(row['verdict'] == 'reproduced' for row in chain['quantities']), chain['quantities']
-    rerun = orm.load_node(chain['reproduced_chain'])
-    assert rerun.is_finished_ok and rerun.uuid != fast_chain.uuid
-    # Caching off: not one calculation of the rerun was taken from the cache.
-    calcs = [node for node in rerun.called_descendants if isinstance(node, orm.CalcJobNode)]
-    assert calcs and not any(calc.base.caching.get_cache_source() for calc in calcs)
-    youngs = fast_chain.outputs.macro.value('youngs_modulus', 'Pa')
-    assert rerun.outputs.macro.value('youngs_modulus', 'Pa') == pytest.approx(youngs, rel=1e-6)
+    # The archived codes run on the archive's computer, not configured in this profile: each one is replaced.
+    for label in ('pw', 'lmp', 'moose'):
+        assert f'(archived) -> {label}@localhost (this machine)' in run['stderr'], run['stderr']
+    rerun = run['rerun']
+    assert rerun['ok'] and rerun['uuid'] == chain['reproduced_chain'] and rerun['uuid'] != fast_chain.uuid, rerun
+    # Caching off: not one calculation of the rerun was taken from the cache (the embedded profile enables caching).
+    calcs = rerun['calculations']
+    assert calcs and not any(calc['cached_from'] for calc in calcs), calcs
+    youngs = rerun['macro']['youngs_modulus']
+    assert youngs['value'] == pytest.approx(fast_chain.outputs.macro.value('youngs_modulus', youngs['unit']), rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+def test_reproduce_refuses_sqlite_with_busy_daemon_fake(embedded_profile, embedded_reproduction):
+    """On SQLite (one writer) with the daemon running a process, reproduce stops before importing: one line, exit 1.
+
+    The running process is a fake (a stored WorkflowNode in state ``waiting``, no task for the daemon): what the check
+    reads is the process state.  The import would otherwise hold the write lock while the daemon's writes time out.
+    """
+    count_chains = (
+        'from aiida import orm\n'
+        "print(orm.QueryBuilder().append(orm.WorkflowNode, filters={'process_type': "
+        "'aiida.workflows:multiscale.chain'}).count())"
+    )
+    make_fake = (
+        'from aiida import orm\nfrom plumpy.process_states import ProcessState\n'
+        'node = orm.WorkflowNode()\nnode.set_process_state(ProcessState.WAITING)\nnode.store()\nprint(node.pk)'
+    )
+    end_fake = (
+        'import sys\nfrom aiida import orm\nfrom plumpy.process_states import ProcessState\n'
+        'node = orm.load_node(int(sys.argv[1]))\nnode.set_process_state(ProcessState.KILLED)\nnode.seal()'
+    )
+    embedded_profile.daemon_start()
+    chains = embedded_profile.python(count_chains).strip()
+    fake = embedded_profile.python(make_fake).strip().splitlines()[-1]
+    try:
+        result = embedded_profile.cli('reproduce', embedded_reproduction['archive'], check=False, timeout=300)
+    finally:
+        embedded_profile.python(end_fake, fake)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('Error: '), result.stderr
+    assert 'SQLite' in lines[0] and 'database is locked' in lines[0] and 'verdi daemon stop' in lines[0], lines[0]
+    assert 'Traceback' not in result.stdout + result.stderr
+    assert embedded_profile.python(count_chains).strip() == chains  # nothing rerun
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import click
 from aiida_multiscale.cli import cli
 from aiida_multiscale.cli.utils import echo_error
 
-__all__ = ('archived_chains', 'cmd_reproduce', 'compare_macro', 'rebuild_inputs')
+__all__ = ('archived_chains', 'check_single_writer', 'cmd_reproduce', 'compare_macro', 'local_runner', 'rebuild_inputs')
 
 CHAIN_PROCESS_TYPE = 'aiida.workflows:multiscale.chain'
 
@@ -90,6 +90,58 @@ def rebuild_inputs(chain, log=lambda message: None):
     return builder
 
 
+def check_single_writer(log=lambda message: None) -> None:
+    """Refuse, before anything is imported, to write into SQLite storage while the profile's daemon runs processes.
+
+    SQLite takes one writer at a time, and a connection waits only 5 s for the lock (the default of Python's
+    ``sqlite3``, which aiida-core keeps).  The import of an archive is one transaction that holds the lock for its whole
+    length, tens of seconds for a chain on a busy machine; every write the daemon attempts meanwhile fails with
+    ``database is locked`` and its process excepts.  PostgreSQL has no such limit, so only SQLite profiles are checked.
+    """
+    from aiida import orm
+    from aiida.engine.daemon.client import get_daemon_client
+    from aiida.manage import get_manager
+
+    profile = get_manager().get_profile()
+    if 'sqlite' not in profile.storage_backend:
+        return
+    try:
+        daemon_running = get_daemon_client(profile.name).is_daemon_running
+    except Exception:  # no daemon configured for this profile: nothing else writes
+        daemon_running = False
+    if not daemon_running:
+        return
+    active = (
+        orm.QueryBuilder()
+        .append(orm.ProcessNode, filters={'attributes.process_state': {'in': ['created', 'waiting', 'running']}})
+        .count()
+    )
+    if active:
+        echo_error(
+            f'profile {profile.name!r} keeps its data in SQLite ({profile.storage_backend}), which takes one writer '
+            f'at a time, and its daemon is running {active} process(es): importing the archive would make their writes '
+            'fail with "database is locked". Wait until `verdi process list` is empty or stop the daemon (`verdi '
+            'daemon stop`; reproduce runs without it), then rerun'
+        )
+    log(f'profile {profile.name!r} is on SQLite: its daemon is idle, so the import is the only writer')
+
+
+def local_runner():
+    """A runner of this process without a broker connection, made the global one, so that everything the reproduced
+    chain launches (sub work chains, calculations, calcfunctions) runs here, and nothing waits for a broker.
+
+    The embedded profile's ZeroMQ broker lives in its daemon: with the default runner, ``reproduce`` would need the
+    daemon running, and would run beside its workers.  A process of this runner cannot be paused or killed with
+    ``verdi process``; interrupt the command instead.
+    """
+    from aiida.manage import get_manager
+
+    manager = get_manager()
+    runner = manager.create_runner(communicator=None)
+    manager.set_runner(runner)
+    return runner
+
+
 def compare_macro(archived: dict, reproduced: dict, stds: float, rtol: float) -> list[dict]:
     """One row per macro quantity: archived and reproduced value, the difference in stds, and the verdict.
 
@@ -154,12 +206,12 @@ def cmd_reproduce(archive, stds, rtol, only, as_json):
     Prints, per macro quantity: archived value, reproduced value, the difference in stds and the verdict.  Exits 1
     when a quantity differs by more than its tolerance (--stds times its std, at least --rtol of its value).  The
     chains run in this process, not the daemon, so that caching is off for every calculation without changing the
-    profile's configuration; codes of a computer not set up here are replaced by this profile's codes for the same
-    plugin.
+    profile's configuration; they need neither the daemon nor the broker.  Codes of a computer not set up here are
+    replaced by this profile's codes for the same plugin.  On SQLite storage (one writer at a time) the command refuses
+    to start while the profile's daemon runs processes, whose writes the import would make fail.
     """
     from aiida import orm
     from aiida.common.exceptions import CorruptStorage, IncompatibleStorageSchema, UnreachableStorage
-    from aiida.engine import run_get_node
     from aiida.manage.caching import disable_caching
     from aiida.tools.archive.imports import import_archive
 
@@ -180,15 +232,17 @@ def cmd_reproduce(archive, stds, rtol, only, as_json):
         uuids = [uuid for uuid in uuids if uuid in only]
     if not uuids:
         echo_error(f'{archive} holds no MultiscaleWorkChain that finished OK')
+    check_single_writer(log)
     log(f'importing {archive} ...')
     import_archive(archive)
+    runner = local_runner()
     results, failed = [], False
     for uuid in uuids:
         chain = orm.load_node(uuid)
         builder = rebuild_inputs(chain, log)
         log(f'rerunning MultiscaleWorkChain {uuid} with caching off (in this process) ...')
         with disable_caching():
-            _, node = run_get_node(builder)
+            _, node = runner.run_get_node(builder)
         result = {'archived_chain': uuid, 'reproduced_chain': node.uuid, 'reproduced_pk': node.pk}
         if not node.is_finished_ok:
             result.update(exit_status=node.exit_status, exit_message=node.exit_message, quantities=[])
