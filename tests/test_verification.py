@@ -266,8 +266,10 @@ def _cu_overrides() -> dict:
     }
     if 'kpoints_error_estimate' in default_parameters():
         parameters['kpoints_error_estimate'] = False
-    # Cu.pbe-kjpaw (PAW) is converged at about 45/360 Ry; 35/280 keeps a0 within 0.3 % at a third of the cost.
-    system = {'ecutwfc': 35.0, 'ecutrho': 280.0}
+    # Cu.pbe-kjpaw (PAW, A. Dal Corso's atomic code, 2008) suggests at least 47 Ry.  Measured here with 8^3 k and MV
+    # 0.02 Ry: a0 = 3.674 A at 35/280 Ry (the Pulay stress of the unconverged basis favours larger volumes) and 3.665 A
+    # at 50/400 Ry, exactly 1.0 % above the all-electron 3.629 A; the file itself is about 1 % long.
+    system = {'ecutwfc': 60.0, 'ecutrho': 480.0}
     return {'parameters': parameters, 'scf': {'pw': {'parameters': {'SYSTEM': system}}}}
 
 
@@ -294,9 +296,13 @@ def test_verification_cu_pbe_real(codes, multiscale_setup, submit_and_await):
     print({name: result.value(name) for name in result.names}, result.metadata['agreement'])
     assert result.metadata['status'] == 'compared'
     ours = bm_fit_by_polynomial(eos.metadata['eos_volumes'], eos.metadata['eos_energies'])
-    assert ours[0] == pytest.approx(eos.value('v0'), rel=1e-6)  # the two fits agree: the same least squares
-    assert result.value('nu') == pytest.approx(nu_by_formula(ours, CU_REFERENCE), rel=1e-3)
-    assert result.value('epsilon') == pytest.approx(epsilon_by_formula(ours, CU_REFERENCE), rel=1e-3)
+    # The same least squares solved two ways: the rung's iterative fit (ase, then scipy's curve_fit, which stops at its
+    # default tolerance) and the test's exact linear one agree to ~1e-5 in V0 and ~1e-3 in B0 and B1 (measured here:
+    # 7e-6 and 5e-4 for Cu at 35/280 Ry), far inside the fit std; nu and epsilon inherit that.
+    assert ours[0] == pytest.approx(eos.value('v0'), rel=1e-4)
+    assert ours[0] == pytest.approx(eos.value('v0'), abs=eos['v0'].std)
+    assert result.value('nu') == pytest.approx(nu_by_formula(ours, CU_REFERENCE), rel=3e-3)
+    assert result.value('epsilon') == pytest.approx(epsilon_by_formula(ours, CU_REFERENCE), rel=3e-3)
     assert result.value('v0_relative_difference') == pytest.approx(
-        2 * (ours[0] - CU_REFERENCE[0]) / (ours[0] + CU_REFERENCE[0]), rel=1e-3
+        2 * (ours[0] - CU_REFERENCE[0]) / (ours[0] + CU_REFERENCE[0]), rel=3e-3
     )
