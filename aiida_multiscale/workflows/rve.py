@@ -10,7 +10,7 @@ from aiida.plugins import CalculationFactory
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.engines.moose import rve
-from aiida_multiscale.physics.elasticity import born_stability_violations
+from aiida_multiscale.workflows.fem import validate_elastic
 from aiida_multiscale.workflows.functions.rve import (
     DEFAULT_PARAMETERS,
     rve_effective_elasticity,
@@ -25,22 +25,6 @@ MooseCalculation = CalculationFactory('multiscale.moose')
 
 #: The calculation's inputs that this chain writes itself.
 _EXCLUDED = ('input_file', 'input_folder', 'files', 'cmdline', 'parent_folder', 'recover', 'checkpoint_interval')
-
-
-def _validate_elastic(node, _):
-    """c11, c12 and c44 present, pressures, and Born-stable: refused before anything runs."""
-    if node is None:
-        return None
-    missing = [name for name in ('c11', 'c12', 'c44') if name not in node]
-    if missing:
-        return f'elastic: quantities {missing} are missing; it needs c11, c12 and c44 (cubic, any pressure unit)'
-    try:
-        constants = [node.value(name, rve.STRESS_UNIT) for name in ('c11', 'c12', 'c44')]
-    except Exception as exc:  # pint raises several types for incompatible units
-        return f'elastic: c11, c12 and c44 must be pressures (e.g. GPa, Pa): {exc}'
-    errors = born_stability_violations(*constants)
-    if errors:
-        return 'elastic: the elastic constants are not Born-stable: ' + '; '.join(errors)
 
 
 def _validate_inputs(inputs, _):
@@ -79,7 +63,7 @@ class RveElasticityWorkChain(WorkChain):
         spec.input(
             'elastic',
             valid_type=HandoffData,
-            validator=_validate_elastic,
+            validator=validate_elastic,
             help='Cubic elastic constants c11, c12, c44 of the crystal (any pressure unit, converted with pint).',
         )
         defaults = ', '.join(f'{key} = {value}' for key, value in DEFAULT_PARAMETERS.items())
