@@ -222,9 +222,30 @@ def test_cli_status_trace_graph(fast_chain, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     # Every key and value checked against the nodes read with the ORM, not against the function the CLI calls.
-    assert set(data) == {'macro', 'handoffs', 'dft_calculations', 'weakest_handoff'}
+    assert set(data) == {'macro', 'handoffs', 'dft_results', 'dft_calculations', 'weakest_handoff'}
     macro = fast_chain.outputs.macro
     assert data['macro'] == {'uuid': macro.uuid, 'quantities': macro.base.attributes.get('quantities')}
+    # The DFT results are the dft_to_md bridge's HandoffData inputs, each with the settings of its own metadata, and
+    # the eos with the rung's verification output (fast Al: LDA, so no reference and a reason).
+    dft = _rungs(fast_chain)['dft']
+    bridge = next(c for c in fast_chain.called if c.process_label == 'dft_to_md')
+    links = bridge.base.links.get_incoming(link_type=LinkType.INPUT_CALC).all()
+    inputs = {link.link_label: link.node for link in links}
+    results = {label: node for label, node in inputs.items() if isinstance(node, HandoffData)}
+    assert {entry['label']: entry['uuid'] for entry in data['dft_results']} == {
+        label: node.uuid for label, node in results.items()
+    }
+    for entry in data['dft_results']:
+        metadata = results[entry['label']].base.attributes.get('metadata')
+        assert entry['functional'] == metadata['functional'] == 'lda'
+        assert entry['functional_bias'] == metadata['functional_bias'] and 'overbind' in entry['functional_bias']
+        assert (entry['ecutwfc'], entry['ecutrho'], entry['cutoffs_source']) == (
+            metadata['ecutwfc'], metadata['ecutrho'], metadata['cutoffs_source']
+        )  # fmt: skip
+    elastic = next(entry for entry in data['dft_results'] if entry['label'] == 'elastic')
+    assert elastic['kpoints_converged'] is False  # the fast protocol never claims convergence
+    verification = dft.outputs.verification
+    assert verification.base.attributes.get('metadata')['status'] == 'no_reference'
     ancestors = _data_ancestors(macro)
     bridge_names = {'dft_to_md', 'md_to_mesoscale', 'mesoscale_to_fem'}
     expected = {}
