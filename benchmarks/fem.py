@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import re
 import resource
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from phase_field import perf_split  # noqa: E402  (this folder: MOOSE's PerfGraph table, read once)
+
 from aiida_multiscale.engines.moose import grains as G  # noqa: E402
 from aiida_multiscale.engines.moose import rve  # noqa: E402
 from aiida_multiscale.physics.elasticity import voigt_reuss_hill  # noqa: E402
@@ -36,21 +37,6 @@ from aiida_multiscale.physics.elasticity import voigt_reuss_hill  # noqa: E402
 MOOSE = str(ROOT / '.codes' / 'bin' / 'moose')
 CU = (168.4, 121.4, 75.4)  # GPa, Simmons and Wang 1971
 PIXELS_PER_GRAIN = 64
-
-
-def perf_split(log: str) -> dict[str, float]:
-    """Total seconds of the main, time-loop, residual and Jacobian sections of MOOSE's PerfGraph table."""
-    out = {}
-    for key, label in (
-        ('main', r'\w+App \(main\)'),
-        ('execute', r'Transient::PicardSolve'),
-        ('residual', r'FEProblem::computeResidualInternal'),
-        ('jacobian', r'FEProblem::computeJacobianInternal'),
-    ):
-        rows = [line for line in log.splitlines() if re.search(rf'\|\s+{label}\s+\|', line)]
-        if rows:
-            out[key] = float([c.strip() for c in rows[0].split('|')][7])  # Total(s)
-    return out
 
 
 def run(size: int, seed: int, workdir: pathlib.Path) -> dict:
