@@ -379,6 +379,10 @@ class ProgressReader:
         eos, strains = plan.get('eos_points'), plan.get('strains')
         planned = None if eos is None or strains is None else eos + strains
         detail = [] if planned is None else [f'{eos} EOS + {strains} strained']
+        if planned is not None and not plan.get('kpoints_convergence') and plan.get('kpoints_error_estimate'):
+            # Without the loop the strained cells also run once on a coarser mesh: their change is the k-point error.
+            planned += strains
+            detail[0] += f' + {strains} on a coarser k-mesh'
         if process is None:
             calcs, slots = [], []
         else:
@@ -605,6 +609,7 @@ def _plan_from_inputs(rung: str, process: _Process | None, root: _Process) -> di
             'eos_points': int(parameters['eos_points']) if 'eos_points' in parameters else None,
             'strains': len(parameters['strains']) if 'strains' in parameters else None,
             'kpoints_convergence': bool(parameters.get('kpoints_convergence')),
+            'kpoints_error_estimate': bool(parameters.get('kpoints_error_estimate')),
             'kpoints_max_refinements': int(parameters.get('kpoints_max_refinements') or 0),
         }
     if rung == 'phase_field':
