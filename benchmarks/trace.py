@@ -1,6 +1,6 @@
 """Benchmark: the chain list, a chain page and ``trace`` on a profile of about 10^5 nodes.
 
-Usage (needs an archive of one finished chain: ``verdi archive create -N PK chain.aiida``)::
+Usage (needs an archive of one finished chain: ``verdi archive create chain.aiida -N PK``)::
 
     python benchmarks/trace.py chain.aiida                   # PostgreSQL (the suite's server), 10^5 nodes
     python benchmarks/trace.py chain.aiida --storage sqlite  # the embedded profile's storage
