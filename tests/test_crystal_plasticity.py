@@ -25,7 +25,7 @@ from scipy.spatial.transform import Rotation
 
 from aiida_multiscale.engines.moose import plasticity as cp
 from aiida_multiscale.parsers.moose import parse_csv
-from aiida_multiscale.physics.plasticity import FCC_SLIP_SYSTEMS, schmid_factors
+from aiida_multiscale.physics.plasticity import FCC_SLIP_SYSTEMS, sachs_taylor_yield, schmid_factors
 
 #: Al, MPa: Kamm and Alers, J. Appl. Phys. 35, 327 (1964), room temperature (108.2, 61.3, 28.5 GPa).
 AL = (108200.0, 61300.0, 28500.0)
@@ -243,3 +243,32 @@ def test_single_crystal_modulus_real(single_crystals, label):
     result = cp.flow_curve_analysis(strain, stress)
     expected = _directional_modulus(*AL, _loading_direction(ORIENTATIONS[label]))
     assert result['youngs_modulus'] == pytest.approx(expected, rel=0.005)
+
+
+@pytest.mark.real_code
+def test_two_slip_resistances_between_bounds_real(tmp_path):
+    """Two grains of one orientation ([001] on x), tau_c 10 and 14 MPa on 3/4 and 1/4 of the map: two blocks.
+
+    The yield lies between the weakest grain's single-crystal yield (10 MPa / m, the static lower bound, times the
+    flow rule's rate factor) and the Taylor upper bound of the area-weighted grains (rate-independent, from the
+    linear programme of ``physics.plasticity``, separate code).  Both ends are failures of the per-grain wiring:
+    every block at 10 MPa gives the lower end, the two values swapped between the grains (13 MPa on average) or
+    every block at 14 MPa lies above the upper end.  One orientation, one set of elastic constants: the elastic
+    response is homogeneous, so E is still exactly E<100>.
+    """
+    grains = np.array([[0, 0], [0, 1]])
+    tau_c = [TAU_C, 1.4 * TAU_C]
+    euler = [ORIENTATIONS['001']] * 2
+    model = cp.build_cp_rve_input(
+        grains, euler, *AL, tau_c, hardening=HARDENING, strain=0.006, strain_rate=STRAIN_RATE, steps=60, a0=A0, xm=XM
+    )
+    assert len(model.block_tau_c) == 2
+    series = _run(model, tmp_path / 'two_grains')
+    result = cp.flow_curve_analysis(*cp.flow_curve(series))
+    bounds = sachs_taylor_yield(np.array(euler), np.array(tau_c) * 1e6, weights=[0.75, 0.25])  # Pa
+    m, n_active = _highest_schmid([1.0, 0.0, 0.0])
+    lower = bounds['yield_strength_static'] / 1e6 * cp.rate_sensitivity_factor(STRAIN_RATE, A0, XM, m, n_active)
+    upper = bounds['yield_strength_taylor'] / 1e6
+    assert 1.02 * lower < result['yield_strength'] <= upper, (lower, result['yield_strength'], upper)
+    assert result['youngs_modulus'] == pytest.approx(_directional_modulus(*AL, [1, 0, 0]), rel=0.005)
+    print(f'two grains: yield {result["yield_strength"]:.3f} MPa in ({lower:.3f}, {upper:.3f})')
