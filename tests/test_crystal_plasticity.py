@@ -110,6 +110,9 @@ def test_flow_curve_analysis_bilinear():
     with pytest.raises(ValueError, match='load further'):
         cp.flow_curve_analysis(strain[:3], stress[:3])
     assert cp.flow_curve_analysis(strain[:50], stress[:50])['flow_stress'] is None
+    # A curve ending at the flow strain up to round-off (MOOSE's last F11 - 1 is 0.0199999999997) still has it.
+    ends = cp.flow_curve_analysis(strain[:201] * (1 - 1e-11), stress[:201])
+    assert ends['flow_stress'] == pytest.approx(yield_stress + tangent * (0.02 - knee), rel=1e-3)
 
 
 def test_rate_sensitivity_factor():
@@ -155,6 +158,9 @@ def test_builder_one_block_per_slip_resistance():
     # Uniform tau_c: one block, no subdomain generator, however many grains.
     uniform = cp.build_cp_rve_input(grains, euler, *AL, [12.0] * 3, hardening=HARDENING)
     assert uniform.block_tau_c == {0: 12.0} and 'ElementSubdomainIDGenerator' not in uniform.input_text
+    # A resolution groups nearby values: 12.04 and 11.97 both round to 12.0 (0.1 MPa grid), 15.0 stays.
+    grouped = cp.build_cp_rve_input(grains, euler, *AL, [12.04, 15.0, 11.97], hardening=HARDENING, tau_c_resolution=0.1)
+    assert grouped.block_tau_c == {0: pytest.approx(12.0), 1: pytest.approx(15.0)}
 
 
 # ------------------------------------------------------------------------------------------------ real MOOSE runs
