@@ -16,12 +16,14 @@ numbering, same per-element Euler angles), with three changes that plasticity re
   :func:`fcc_slip_systems`.  The crystal-plasticity stress computes its own Cauchy stress from ``F``; it is handed to
   the total-Lagrangian kernels by ``ComputeLagrangianWrappedStress`` with ``rotate_old_stress = true`` (pass the
   Cauchy stress through; the default objective-rate integration of an already-objective stress double-counts the
-  rotation: about +2 % on a [111] crystal at 1 % strain in this MOOSE build, git 975c9a1c).
+  rotation: on a [111] crystal at 1 % strain, 35.88 against 35.19 MPa, +2 %, in this MOOSE build, git 975c9a1c).
 * **The solver.**  The crystal-plasticity tangent (``tan_mod_type = exact``) is not the consistent Jacobian once
-  slip starts, so plain Newton converges only linearly and cuts the step back over and over; PJFNK (matrix-free
-  Newton-Krylov, preconditioned by an exact LU of that approximate Jacobian) keeps 3-4 iterations a step.  No line
-  search: the residual mixes forces (the fluctuation) and deformation-gradient entries (the constraints), of very
-  different size, and backtracking on its norm stalls.
+  slip starts, so plain Newton converges only linearly (and, on larger problems, runs into its iteration limit and
+  cuts the step); PJFNK (matrix-free Newton-Krylov, preconditioned by an exact LU of that approximate Jacobian)
+  converges fast: 3.0 against 8.7 Newton iterations a step for a one-element [001] crystal, 40 steps to 0.4 %,
+  the same stress to 1e-9 relative.  No line search: the residual mixes forces (the fluctuation) and
+  deformation-gradient entries (the constraints), of very different size, and backtracking on its norm stalls (the
+  same run with ``line_search = bt``: 4 failed solves, each cutting the step, and 4.7 iterations a step).
 
 Per-grain slip resistance.  ``CrystalPlasticityKalidindiUpdate`` takes one scalar ``gss_initial`` and, in this
 build, no per-element property, so grains with different ``tau_c`` need different material objects.  Elements are
