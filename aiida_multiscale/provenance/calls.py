@@ -2,19 +2,53 @@
 
 A chain calls four rungs, which call restart chains, which call calculations: walking that tree node by node
 (``node.called``, ``node.caller``) costs one query per node, which on a chain of a few hundred processes is most of the
-time a page or a trace takes.  Here aiida's ``traverse_graph`` follows the CALL links one generation per query and one
-``QueryBuilder`` projects what is shown of every process found.
+time a page or a trace takes.  Here one recursive SQL query follows the CALL links (aiida's ``traverse_graph``, one
+query per generation, where the storage is not SQL) and one ``QueryBuilder`` projects what is shown of every process
+found.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 
 from aiida import orm
 from aiida.common.links import LinkType
 
-__all__ = ('CallTree', 'ProcessRow', 'call_tree')
+__all__ = ('CallTree', 'ProcessRow', 'call_tree', 'read_snapshot')
+
+
+@contextlib.contextmanager
+def read_snapshot():
+    """Run the queries and attribute reads of a trace in one savepoint of the profile's session.
+
+    Outside a transaction aiida re-reads a stored node's row before every read of a mutable field (``node.base.
+    attributes``, ``label``...), and every ``QueryBuilder.iterall`` commits, which expires every node loaded before: a
+    trace that reads a few hundred attributes of a few dozen nodes then costs hundreds of round trips (366 queries,
+    2 s on PostgreSQL, for a fast chain).  Inside a nested transaction (a savepoint) aiida does neither; the savepoint
+    is released at the end, which keeps the loaded nodes as they are (SQLAlchemy expires on the outer commit only).
+    Nothing is written, so the snapshot changes nothing in the profile.  A no-op inside an open savepoint, or on a
+    storage without an SQLAlchemy session.
+    """
+    from aiida.manage import get_manager
+
+    storage = get_manager().get_profile_storage()
+    session = storage.get_session() if hasattr(storage, 'get_session') else None
+    if session is None or session.in_nested_transaction():
+        yield
+        return
+    savepoint = session.begin_nested()
+    try:
+        yield
+    except BaseException:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
+    else:
+        if savepoint.is_active:
+            savepoint.commit()
+
 
 #: The attributes projected for every process (no node is loaded as an ORM object).
 _PROJECT = (
@@ -106,26 +140,64 @@ class CallTree:
         return current
 
 
-def call_tree(root: orm.ProcessNode | int) -> CallTree:
-    """The call tree below ``root`` (CALL_WORK and CALL_CALC links), root included."""
+#: The CALL links below a process in one recursive query (``core.psql_dos`` and ``core.sqlite_dos``, aiida's own
+#: ``db_dblink``): the processes called, then every CALL link leaving one of them.  The root is cast for PostgreSQL,
+#: which refuses the ``smallint`` that psycopg sends for a small Python int as the type of the recursive column.
+_CALLED_SQL = """
+WITH RECURSIVE called(id) AS (
+    SELECT CAST(:root AS INTEGER)
+    UNION
+    SELECT link.output_id FROM db_dblink AS link JOIN called ON link.input_id = called.id
+    WHERE link.type IN ('call_work', 'call_calc')
+)
+SELECT link.input_id, link.output_id, link.label FROM db_dblink AS link JOIN called ON link.input_id = called.id
+WHERE link.type IN ('call_work', 'call_calc')
+"""
+
+
+def _call_links(root_pk: int) -> list[tuple[int, int, str]]:
+    """``(caller pk, called pk, link label)`` of every CALL link below ``root_pk``.
+
+    One recursive query where the storage is SQL; otherwise aiida's ``traverse_graph``, one query per generation of
+    the call tree (four for a chain, each costing more to build than to run).
+    """
+    from aiida.manage import get_manager
+
+    storage = get_manager().get_profile_storage()
+    if hasattr(storage, 'get_session'):
+        from sqlalchemy import text
+
+        session = storage.get_session()
+        try:
+            # In its own savepoint: a failed statement then spoils neither the caller's transaction nor its nodes.
+            with session.begin_nested():
+                return [tuple(row) for row in session.execute(text(_CALLED_SQL), {'root': root_pk})]
+        except Exception:  # an unexpected schema: the generic traversal below gives the same links
+            pass
     from aiida.tools.graph.graph_traversers import traverse_graph
 
-    root_pk = root if isinstance(root, int) else root.pk
     result = traverse_graph(
         [root_pk], links_forward=[LinkType.CALL_WORK, LinkType.CALL_CALC], get_links=True, max_iterations=None
     )
-    pks = set(result['nodes'])
+    return [(link.source_id, link.target_id, link.link_label) for link in result['links'] or ()]
+
+
+def call_tree(root: orm.ProcessNode | int) -> CallTree:
+    """The call tree below ``root`` (CALL_WORK and CALL_CALC links), root included."""
+    root_pk = root if isinstance(root, int) else root.pk
+    links = _call_links(root_pk)
+    pks = {root_pk} | {target for _, target, _ in links}
     rows: dict[int, ProcessRow] = {}
     query = orm.QueryBuilder()
     query.append(orm.ProcessNode, filters={'id': {'in': list(pks)}}, project=list(_PROJECT))
     for values in query.iterall():
         rows[values[0]] = ProcessRow(*values)
     children: dict[int, list[int]] = {}
-    for link in result['links'] or ():
-        if link.source_id in rows and link.target_id in rows:
-            rows[link.target_id].caller = link.source_id
-            rows[link.target_id].call_label = link.link_label
-            children.setdefault(link.source_id, []).append(link.target_id)
+    for source, target, label in links:
+        if source in rows and target in rows:
+            rows[target].caller = source
+            rows[target].call_label = label
+            children.setdefault(source, []).append(target)
     for values in children.values():
         values.sort(key=lambda pk: (rows[pk].ctime, rows[pk].uuid))
     return CallTree(root=root_pk, rows=rows, children=children)

@@ -10,6 +10,7 @@ from aiida.common.links import LinkType
 from aiida_multiscale.bridges import BRIDGES
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.provenance.caching import called_calculations
+from aiida_multiscale.provenance.calls import read_snapshot
 
 __all__ = ('Lineage', 'dft_calculation_summary', 'dft_result_summary', 'find_macro', 'trace', 'trace_json')
 
@@ -64,10 +65,11 @@ def find_macro(node: orm.Node) -> HandoffData:
 #: Data provenance backwards in one recursive query.  ``UNION`` (not ``UNION ALL``, which aiida's ``with_descendants``
 #: uses) visits every ancestor once: the paths through a chain's graph number in the tens of thousands (49,036 rows for
 #: the 146 ancestors of the fast chain's macro node), the ancestors in the hundreds.  The same SQL for PostgreSQL and
-#: SQLite, on aiida's own ``db_dblink`` table.
+#: SQLite, on aiida's own ``db_dblink`` table.  The start is cast: psycopg sends a small Python int as ``smallint``,
+#: which PostgreSQL refuses as the type of a recursive column whose recursive term is ``integer``.
 _ANCESTORS_SQL = """
 WITH RECURSIVE ancestors(id) AS (
-    SELECT :start
+    SELECT CAST(:start AS INTEGER)
     UNION
     SELECT link.input_id FROM db_dblink AS link JOIN ancestors ON link.output_id = ancestors.id
     WHERE link.type IN ('create', 'input_calc')
@@ -88,11 +90,13 @@ def _ancestor_pks(start: orm.Node) -> set[int]:
     if hasattr(storage, 'get_session'):
         from sqlalchemy import text
 
+        session = storage.get_session()
         try:
-            session = storage.get_session()
-            return {row[0] for row in session.execute(text(_ANCESTORS_SQL), {'start': start.pk})}
+            # In its own savepoint: a failed statement then spoils neither the caller's transaction nor its nodes.
+            with session.begin_nested():
+                return {row[0] for row in session.execute(text(_ANCESTORS_SQL), {'start': start.pk})}
         except Exception:  # an unexpected schema: the generic traversal below gives the same set
-            storage.get_session().rollback()
+            pass
     from aiida.tools.graph.graph_traversers import traverse_graph
 
     result = traverse_graph([start.pk], links_backward=[LinkType.CREATE, LinkType.INPUT_CALC])
@@ -161,6 +165,15 @@ def _dft_rung_calculations(bridges: list[int]) -> dict[int, int]:
 
 
 def trace(node: orm.Node) -> Lineage:
+    """Walk from the macro prediction of ``node`` back to the handoffs and every PwCalculation of the DFT rung.
+
+    See :func:`_trace`; run in one :func:`read_snapshot`, so that the nodes it returns are read without a query each.
+    """
+    with read_snapshot():
+        return _trace(node)
+
+
+def _trace(node: orm.Node) -> Lineage:
     """Walk from the macro prediction of ``node`` back to the handoffs and every PwCalculation of the DFT rung.
 
     The handoffs are the HandoffData nodes made by a bridge calcfunction; the DFT calculations are found twice, by
@@ -390,8 +403,14 @@ def dft_result_summary(label: str, node: HandoffData, verification: HandoffData 
 def trace_json(lineage: Lineage) -> dict:
     """The ``trace --format json`` object (keys in docs/howto_trace.md).
 
-    UUIDs only (no PKs), so that it survives an archive round trip.
+    UUIDs only (no PKs), so that it survives an archive round trip.  In one :func:`read_snapshot`: the object reads a
+    few hundred attributes, which outside a transaction aiida would each re-read from the database.
     """
+    with read_snapshot():
+        return _trace_json(lineage)
+
+
+def _trace_json(lineage: Lineage) -> dict:
     return {
         'macro': {'uuid': lineage.macro.uuid, 'quantities': _quantities(lineage.macro)},
         'handoffs': [

@@ -13,7 +13,7 @@ from aiida import orm
 from aiida.common.links import LinkType
 
 from aiida_multiscale.bridges import BRIDGES
-from aiida_multiscale.provenance.calls import call_tree
+from aiida_multiscale.provenance.calls import call_tree, read_snapshot
 
 __all__ = ('CHAIN_PROCESS_TYPE', 'chain_detail', 'chain_graph_elements', 'list_chains', 'node_detail')
 
@@ -77,6 +77,7 @@ def _macro_summary(quantities: dict | None) -> dict:
     return {name: {key: spec.get(key) for key in ('value', 'unit', 'std')} for name, spec in (quantities or {}).items()}
 
 
+@read_snapshot()
 def list_chains(element: str | None = None, state: str | None = None, limit: int = 500) -> list[dict]:
     """The chains of the profile, newest first: element, protocol, state, the macro values with stds, date.
 
@@ -130,6 +131,7 @@ def list_chains(element: str | None = None, state: str | None = None, limit: int
     return rows
 
 
+@read_snapshot()
 def element_choices() -> list[str]:
     """The elements of the chains in the profile (for the filter of the list)."""
     query = orm.QueryBuilder()
@@ -186,6 +188,7 @@ def _element(row: dict) -> dict:
     }
 
 
+@read_snapshot()
 def chain_graph_elements(chain: orm.WorkflowNode) -> list[dict]:
     """The summary graph of ``chain`` as cytoscape elements: rungs, bridges, handoffs and assumptions.
 
@@ -257,6 +260,7 @@ def _picture_urls(chain: orm.WorkflowNode, outputs: dict[str, dict], rungs: dict
     return pictures
 
 
+@read_snapshot()
 def chain_detail(chain: orm.WorkflowNode) -> dict:
     """Everything the chain page shows: the macro prediction, the handoffs, the weakest one, the rungs and their engine
     runs, the pictures and the summary graph."""
@@ -309,6 +313,7 @@ def _json_text(value) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+@read_snapshot()
 def node_detail(node: orm.Node) -> dict:
     """The node page: type, attributes, inputs and outputs (each a link to its own page), and what the type adds."""
     incoming = _links([node.pk], tuple(LinkType), 'incoming')
