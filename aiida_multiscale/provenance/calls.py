@@ -16,7 +16,7 @@ import datetime
 from aiida import orm
 from aiida.common.links import LinkType
 
-__all__ = ('CallTree', 'ProcessRow', 'call_tree', 'read_snapshot')
+__all__ = ('CallTree', 'ProcessRow', 'call_tree', 'read_snapshot', 'sql_session')
 
 
 @contextlib.contextmanager
@@ -155,25 +155,30 @@ WHERE link.type IN ('call_work', 'call_calc')
 """
 
 
+def sql_session():
+    """The profile's SQLAlchemy session if its database is PostgreSQL or SQLite (aiida's ``db_dblink`` table in both,
+    so that one SQL text serves both), else None (then the callers fall back on aiida's generic traversal)."""
+    from aiida.manage import get_manager
+
+    storage = get_manager().get_profile_storage()
+    if not hasattr(storage, 'get_session'):
+        return None
+    session = storage.get_session()
+    bind = session.get_bind()
+    return session if bind.dialect.name in ('postgresql', 'sqlite') else None
+
+
 def _call_links(root_pk: int) -> list[tuple[int, int, str]]:
     """``(caller pk, called pk, link label)`` of every CALL link below ``root_pk``.
 
     One recursive query where the storage is SQL; otherwise aiida's ``traverse_graph``, one query per generation of
     the call tree (four for a chain, each costing more to build than to run).
     """
-    from aiida.manage import get_manager
-
-    storage = get_manager().get_profile_storage()
-    if hasattr(storage, 'get_session'):
+    session = sql_session()
+    if session is not None:
         from sqlalchemy import text
 
-        session = storage.get_session()
-        try:
-            # In its own savepoint: a failed statement then spoils neither the caller's transaction nor its nodes.
-            with session.begin_nested():
-                return [tuple(row) for row in session.execute(text(_CALLED_SQL), {'root': root_pk})]
-        except Exception:  # an unexpected schema: the generic traversal below gives the same links
-            pass
+        return [tuple(row) for row in session.execute(text(_CALLED_SQL), {'root': root_pk})]
     from aiida.tools.graph.graph_traversers import traverse_graph
 
     result = traverse_graph(

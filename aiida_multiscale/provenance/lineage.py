@@ -10,7 +10,7 @@ from aiida.common.links import LinkType
 from aiida_multiscale.bridges import BRIDGES
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.provenance.caching import called_calculations
-from aiida_multiscale.provenance.calls import read_snapshot
+from aiida_multiscale.provenance.calls import read_snapshot, sql_session
 
 __all__ = ('Lineage', 'dft_calculation_summary', 'dft_result_summary', 'find_macro', 'trace', 'trace_json')
 
@@ -18,6 +18,9 @@ BRIDGE_ORDER = {name: index for index, (name, _, _) in enumerate(BRIDGES)}
 PW_PROCESS_TYPE = 'aiida.calculations:quantumespresso.pw'
 #: The calcfunction that compares an ``eos`` handoff with the all-electron reference (workflows/functions/verification).
 VERIFY_PROCESS_LABEL = 'verify_equation_of_state'
+#: The ``node_type`` prefixes of calcfunctions and calculation jobs (what ``QueryBuilder`` filters a class on).
+_CALCFUNCTION_TYPE = 'process.calculation.calcfunction.'
+_CALCJOB_TYPE = 'process.calculation.calcjob.'
 
 
 @dataclasses.dataclass
@@ -52,8 +55,9 @@ def find_macro(node: orm.Node) -> HandoffData:
     if isinstance(node, HandoffData) and node.bridge == 'fem_to_macro':
         return node
     if isinstance(node, orm.ProcessNode):
-        if 'macro' in node.outputs:
-            return node.outputs.macro
+        outputs = node.outputs  # one query: every access to ``node.outputs`` queries the links again
+        if 'macro' in outputs:
+            return outputs.macro
         state = node.process_state.value if node.process_state else 'unknown'
         raise ValueError(
             f'{node.process_label}<{node.pk}> has no `macro` output (state {state}, exit status {node.exit_status}); '
@@ -62,11 +66,12 @@ def find_macro(node: orm.Node) -> HandoffData:
     raise ValueError(f'node<{node.pk}> is a {type(node).__name__}, not a MultiscaleWorkChain or a macro HandoffData')
 
 
-#: Data provenance backwards in one recursive query.  ``UNION`` (not ``UNION ALL``, which aiida's ``with_descendants``
-#: uses) visits every ancestor once: the paths through a chain's graph number in the tens of thousands (49,036 rows for
-#: the 146 ancestors of the fast chain's macro node), the ancestors in the hundreds.  The same SQL for PostgreSQL and
-#: SQLite, on aiida's own ``db_dblink`` table.  The start is cast: psycopg sends a small Python int as ``smallint``,
-#: which PostgreSQL refuses as the type of a recursive column whose recursive term is ``integer``.
+#: Data provenance backwards in one recursive query: the CREATE and INPUT_CALC links into every ancestor.  ``UNION``
+#: (not ``UNION ALL``, which aiida's ``with_descendants`` uses) visits every ancestor once: the paths through a chain's
+#: graph number in the tens of thousands (49,036 rows for the 146 ancestors of the fast chain's macro node), the
+#: ancestors in the hundreds.  The same SQL for PostgreSQL and SQLite, on aiida's own ``db_dblink`` table.  The start is
+#: cast: psycopg sends a small Python int as ``smallint``, which PostgreSQL refuses as the type of a recursive column
+#: whose recursive term is ``integer``.
 _ANCESTORS_SQL = """
 WITH RECURSIVE ancestors(id) AS (
     SELECT CAST(:start AS INTEGER)
@@ -74,33 +79,29 @@ WITH RECURSIVE ancestors(id) AS (
     SELECT link.input_id FROM db_dblink AS link JOIN ancestors ON link.output_id = ancestors.id
     WHERE link.type IN ('create', 'input_calc')
 )
-SELECT id FROM ancestors
+SELECT link.input_id, link.output_id, link.type, link.label FROM db_dblink AS link
+JOIN ancestors ON link.output_id = ancestors.id
+WHERE link.type IN ('create', 'input_calc')
 """
 
 
-def _ancestor_pks(start: orm.Node) -> set[int]:
-    """Data provenance backwards (CREATE and INPUT_CALC links only): every data node and calculation behind ``start``.
+def _ancestor_links(start: orm.Node) -> list[tuple[int, int, str, str]]:
+    """Data provenance backwards: ``(source pk, target pk, link type, label)`` of every CREATE and INPUT_CALC link into
+    ``start`` or one of its ancestors, so that the ancestors are ``start`` and the sources.
 
-    One recursive query where the storage is SQL (``core.psql_dos``, ``core.sqlite_dos``); otherwise aiida's
-    ``traverse_graph``, one query per generation (about 17 for a chain).
+    The links (not only the ancestors) answer without further queries which process created an ancestor and what
+    entered a bridge.  One recursive query where the storage is SQL (``core.psql_dos``, ``core.sqlite_dos``); otherwise
+    aiida's ``traverse_graph``, one query per generation (about 17 for a chain).
     """
-    from aiida.manage import get_manager
-
-    storage = get_manager().get_profile_storage()
-    if hasattr(storage, 'get_session'):
+    session = sql_session()
+    if session is not None:
         from sqlalchemy import text
 
-        session = storage.get_session()
-        try:
-            # In its own savepoint: a failed statement then spoils neither the caller's transaction nor its nodes.
-            with session.begin_nested():
-                return {row[0] for row in session.execute(text(_ANCESTORS_SQL), {'start': start.pk})}
-        except Exception:  # an unexpected schema: the generic traversal below gives the same set
-            pass
+        return [tuple(row) for row in session.execute(text(_ANCESTORS_SQL), {'start': start.pk})]
     from aiida.tools.graph.graph_traversers import traverse_graph
 
-    result = traverse_graph([start.pk], links_backward=[LinkType.CREATE, LinkType.INPUT_CALC])
-    return set(result['nodes'])
+    result = traverse_graph([start.pk], links_backward=[LinkType.CREATE, LinkType.INPUT_CALC], get_links=True)
+    return [(link.source_id, link.target_id, link.link_type, link.link_label) for link in result['links'] or ()]
 
 
 def _rung_of(node: orm.ProcessNode) -> orm.WorkflowNode | None:
@@ -118,30 +119,17 @@ def _sort_key(node: orm.Node):
     return (node.ctime, node.uuid)
 
 
-def _dft_rung_calculations(bridges: list[int]) -> dict[int, int]:
+def _dft_rung_calculations(creators: dict[int, set[int]], callers: dict[int, int]) -> dict[int, int]:
     """``{pk: pk}`` of every PwCalculation called by the DFT rung that made the inputs of the ``dft_to_md`` bridges.
 
-    The rung is found in the call tree of the chain that called the bridge (a handful of queries, whatever the size of
-    the chain); a bridge run outside a chain falls back to walking the callers of its inputs' creators.
+    ``creators``: ``{bridge pk: pks of the processes that created its inputs}``; ``callers``: ``{bridge pk: pk of the
+    workflow that called it}``.  The rung is found in the call tree of the chain that called the bridge (two queries,
+    whatever the size of the chain); a bridge run outside a chain falls back to walking the callers of its inputs'
+    creators.
     """
     from aiida_multiscale.provenance.calls import call_tree
 
     found = {}
-    if not bridges:
-        return found
-    query = orm.QueryBuilder()
-    query.append(orm.CalcFunctionNode, filters={'id': {'in': bridges}}, tag='bridge', project=['id'])
-    query.append(orm.Data, with_outgoing='bridge', edge_filters={'type': LinkType.INPUT_CALC.value}, tag='input')
-    query.append(orm.ProcessNode, with_outgoing='input', edge_filters={'type': LinkType.CREATE.value}, project=['id'])
-    creators = {bridge: set() for bridge in bridges}
-    for bridge, creator in query.iterall():
-        creators[bridge].add(creator)
-    query = orm.QueryBuilder()
-    query.append(orm.CalcFunctionNode, filters={'id': {'in': bridges}}, tag='bridge', project=['id'])
-    query.append(
-        orm.WorkflowNode, with_outgoing='bridge', edge_filters={'type': LinkType.CALL_CALC.value}, project=['id']
-    )
-    callers = dict(query.iterall())
     trees = {}
     for bridge, pks in creators.items():
         caller = callers.get(bridge)
@@ -153,7 +141,9 @@ def _dft_rung_calculations(bridges: list[int]) -> dict[int, int]:
                         if calc.process_type == PW_PROCESS_TYPE:
                             found[calc.pk] = calc.pk
             continue
-        tree = trees.setdefault(caller, call_tree(caller))
+        if caller not in trees:
+            trees[caller] = call_tree(caller)
+        tree = trees[caller]
         for pk in pks:
             rung = tree.top_below_root(pk)
             if rung is None:
@@ -183,8 +173,14 @@ def _trace(node: orm.Node) -> Lineage:
     profile.
     """
     macro = find_macro(node)
-    pks = list(_ancestor_pks(macro))
-    handoffs, assumptions = {}, {}
+    links = _ancestor_links(macro)
+    pks = sorted({macro.pk} | {source for source, _, _, _ in links})
+    creator_of = {target: source for source, target, link_type, _ in links if link_type == LinkType.CREATE.value}
+    inputs_of: dict[int, list[tuple[int, str]]] = {}
+    for source, target, link_type, label in links:
+        if link_type == LinkType.INPUT_CALC.value:
+            inputs_of.setdefault(target, []).append((source, label))
+    handoffs, assumptions, handoff_data = {}, {}, {}
 
     # Every HandoffData ancestor with the label of the process that created it, in one query.
     query = orm.QueryBuilder()
@@ -197,35 +193,63 @@ def _trace(node: orm.Node) -> Lineage:
         outerjoin=True,
     )
     for ancestor, creator_label in query.iterall():
+        handoff_data[ancestor.pk] = ancestor
         if creator_label in BRIDGE_ORDER and ancestor.pk != macro.pk:
             handoffs[ancestor.pk] = (BRIDGE_ORDER[creator_label], ancestor)
         elif ancestor.producer == 'assumption':
             assumptions[ancestor.pk] = ancestor
 
-    bridge_query = orm.QueryBuilder()
-    bridge_query.append(
-        orm.CalcFunctionNode, filters={'id': {'in': pks}, 'attributes.process_label': 'dft_to_md'}, project='id'
-    )
-    bridges = [pk for (pk,) in bridge_query.iterall()]
-    calc_pks = set(_dft_rung_calculations(bridges))
+    # The ``dft_to_md`` bridges and the PwCalculations among the ancestors, in one query of a few columns.
+    bridges, calc_pks = [], set()
     query = orm.QueryBuilder()
-    query.append(orm.CalcJobNode, filters={'id': {'in': pks}, 'process_type': PW_PROCESS_TYPE}, project='id')
-    calc_pks.update(pk for (pk,) in query.iterall())
-    calculations = []
-    if calc_pks:
-        query = orm.QueryBuilder()
-        query.append(orm.CalcJobNode, filters={'id': {'in': list(calc_pks)}}, project='*')
-        calculations = [calc for (calc,) in query.iterall()]
-
-    query = orm.QueryBuilder()
-    query.append(HandoffData, filters={'id': macro.pk}, tag='macro')
-    query.append(orm.ProcessNode, with_outgoing='macro', edge_filters={'type': LinkType.CREATE.value}, tag='creator')
     query.append(
-        orm.WorkflowNode, with_outgoing='creator', edge_filters={'type': LinkType.CALL_CALC.value}, project='*'
+        orm.ProcessNode,
+        filters={'id': {'in': pks}},
+        project=['id', 'node_type', 'process_type', 'attributes.process_label'],
     )
-    chain = query.first(flat=True)
+    for pk, node_type, process_type, process_label in query.iterall():
+        if node_type.startswith(_CALCFUNCTION_TYPE) and process_label == 'dft_to_md':
+            bridges.append(pk)
+        elif node_type.startswith(_CALCJOB_TYPE) and process_type == PW_PROCESS_TYPE:
+            calc_pks.add(pk)
+
+    # The workflows that called the bridges and the macro's creator (the chain), in one query.
+    macro_creator = creator_of.get(macro.pk)
+    asked = bridges + ([macro_creator] if macro_creator is not None else [])
+    callers = {}
+    if asked:
+        query = orm.QueryBuilder()
+        query.append(orm.ProcessNode, filters={'id': {'in': asked}}, tag='called', project='id')
+        query.append(
+            orm.WorkflowNode, with_outgoing='called', edge_filters={'type': LinkType.CALL_CALC.value}, project='id'
+        )
+        callers = dict(query.iterall())
+    creators = {
+        bridge: {creator_of[source] for source, _ in inputs_of.get(bridge, ()) if source in creator_of}
+        for bridge in bridges
+    }
+    bridge_callers = {bridge: callers[bridge] for bridge in bridges if bridge in callers}
+    calc_pks.update(_dft_rung_calculations(creators, bridge_callers))
+
+    # The calculations and the chain as nodes, in one query.
+    chain_pk = callers.get(macro_creator) if macro_creator is not None else None
+    loaded = {}
+    wanted = calc_pks | ({chain_pk} if chain_pk is not None else set())
+    if wanted:
+        query = orm.QueryBuilder()
+        query.append(orm.Node, filters={'id': {'in': list(wanted)}}, project='*')
+        loaded = {found.pk: found for (found,) in query.iterall()}
+    calculations = [loaded[pk] for pk in calc_pks if pk in loaded]
+    chain = loaded.get(chain_pk) if chain_pk is not None else None
+
+    # The DFT results: the HandoffData inputs of the ``dft_to_md`` bridges (``eos``, ``elastic``), by input label.
+    found = {}
+    for bridge in bridges:
+        for source, label in inputs_of.get(bridge, ()):
+            if source in handoff_data:
+                found[handoff_data[source].uuid] = (label, handoff_data[source])
+    dft_results = sorted(found.values(), key=lambda item: (item[0] != 'eos', item[0], *_sort_key(item[1])))
     ordered = sorted(handoffs.values(), key=lambda item: (item[0], *_sort_key(item[1])))
-    dft_results = _dft_results(bridges)
     return Lineage(
         macro=macro,
         handoffs=[node for _, node in ordered],
@@ -235,28 +259,6 @@ def _trace(node: orm.Node) -> Lineage:
         dft_results=dft_results,
         verifications=_verifications([node for _, node in dft_results]),
     )
-
-
-def _dft_results(bridges: list[int]) -> list[tuple[str, HandoffData]]:
-    """The HandoffData inputs of the ``dft_to_md`` bridges (the DFT rung's ``eos`` and ``elastic``), by input label."""
-    if not bridges:
-        return []
-    query = orm.QueryBuilder()
-    query.append(orm.CalcFunctionNode, filters={'id': {'in': bridges}}, tag='bridge')
-    query.append(
-        HandoffData,
-        with_outgoing='bridge',
-        edge_filters={'type': LinkType.INPUT_CALC.value},
-        edge_tag='link',
-        edge_project='label',
-        tag='result',
-        project='*',
-    )
-    found = {}
-    for row in query.iterdict():
-        node = row['result']['*']
-        found[node.uuid] = (row['link']['label'], node)
-    return sorted(found.values(), key=lambda item: (item[0] != 'eos', item[0], *_sort_key(item[1])))
 
 
 def _verifications(results: list[HandoffData]) -> dict[str, HandoffData]:
