@@ -10,6 +10,7 @@ found.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import datetime
 
@@ -17,6 +18,11 @@ from aiida import orm
 from aiida.common.links import LinkType
 
 __all__ = ('CallTree', 'ProcessRow', 'call_tree', 'read_snapshot', 'sql_session')
+
+
+#: The call trees made in the open :func:`read_snapshot`, by root PK: a chain page and the trace it shows both need
+#: the chain's tree.  None outside a snapshot, where nothing is kept (the tree may change between two calls).
+_TREES: contextvars.ContextVar[dict | None] = contextvars.ContextVar('aiida_multiscale_call_trees', default=None)
 
 
 @contextlib.contextmanager
@@ -39,6 +45,7 @@ def read_snapshot():
         yield
         return
     savepoint = session.begin_nested()
+    trees = _TREES.set({})
     try:
         yield
     except BaseException:
@@ -48,6 +55,8 @@ def read_snapshot():
     else:
         if savepoint.is_active:
             savepoint.commit()
+    finally:
+        _TREES.reset(trees)
 
 
 #: The attributes projected for every process (no node is loaded as an ORM object).
@@ -188,8 +197,12 @@ def _call_links(root_pk: int) -> list[tuple[int, int, str]]:
 
 
 def call_tree(root: orm.ProcessNode | int) -> CallTree:
-    """The call tree below ``root`` (CALL_WORK and CALL_CALC links), root included."""
+    """The call tree below ``root`` (CALL_WORK and CALL_CALC links), root included; made once per
+    :func:`read_snapshot`."""
     root_pk = root if isinstance(root, int) else root.pk
+    trees = _TREES.get()
+    if trees is not None and root_pk in trees:
+        return trees[root_pk]
     links = _call_links(root_pk)
     pks = {root_pk} | {target for _, target, _ in links}
     rows: dict[int, ProcessRow] = {}
@@ -205,4 +218,7 @@ def call_tree(root: orm.ProcessNode | int) -> CallTree:
             children.setdefault(source, []).append(target)
     for values in children.values():
         values.sort(key=lambda pk: (rows[pk].ctime, rows[pk].uuid))
-    return CallTree(root=root_pk, rows=rows, children=children)
+    tree = CallTree(root=root_pk, rows=rows, children=children)
+    if trees is not None:
+        trees[root_pk] = tree
+    return tree

@@ -286,10 +286,16 @@ def chain_detail(chain: orm.WorkflowNode) -> dict:
     lineage = None
     if 'macro' in outputs:
         lineage = trace_json(trace(chain))
-    element = None
-    for _, _, label, row in _links([chain.pk], (LinkType.INPUT_WORK,), 'incoming'):
-        if label == 'element':
-            element = orm.load_node(row['id']).value
+    query = orm.QueryBuilder()
+    query.append(orm.WorkflowNode, filters={'id': chain.pk}, tag='chain')
+    query.append(
+        orm.Data,
+        with_outgoing='chain',
+        edge_filters={'label': 'element', 'type': LinkType.INPUT_WORK.value},
+        project=['attributes.value'],
+    )
+    values = [value for (value,) in query.iterall()]
+    element = values[-1] if values else None
     match = _PROTOCOL.search(chain.label or '')
     ordered = [rungs[label] for label in RUNG_LABELS if label in rungs]
     ordered += [rung for label, rung in rungs.items() if label not in RUNG_LABELS]
