@@ -33,7 +33,7 @@ from aiida_multiscale.workflows.functions.plasticity import (
     validate_plasticity_assumptions,
     validate_plasticity_parameters,
 )
-from aiida_multiscale.workflows.plasticity import RvePlasticityWorkChain
+from aiida_multiscale.workflows.plasticity import BOUNDS_TOLERANCE, RvePlasticityWorkChain, yield_outside_bounds
 
 #: Cu at room temperature, GPa: Simmons and Wang, Single Crystal Elastic Constants and Calculated Aggregate
 #: Properties (MIT Press, 1971).
@@ -191,6 +191,20 @@ def test_validator_refusals_name_the_fix():
     assert 'check the pixel size' in RvePlasticityWorkChain.spec().inputs.validator(inputs, None)
     with pytest.raises(ValueError, match="no stored crystal-plasticity assumptions for 'Fe'"):
         make_plasticity_assumptions('Fe')
+
+
+def test_bounds_check_and_its_exit_code():
+    """The check behind exit code 340: 5 % on either side of [Sachs, Taylor], NaN refused; the message has numbers."""
+    assert BOUNDS_TOLERANCE == 0.05
+    assert not yield_outside_bounds(70.0, 60.0, 80.0)
+    assert not yield_outside_bounds(83.9, 60.0, 80.0) and yield_outside_bounds(84.1, 60.0, 80.0)
+    assert not yield_outside_bounds(57.1, 60.0, 80.0) and yield_outside_bounds(56.9, 60.0, 80.0)
+    assert yield_outside_bounds(float('nan'), 60.0, 80.0)
+    exit_code = RvePlasticityWorkChain.exit_codes.ERROR_YIELD_OUTSIDE_SACHS_TAYLOR
+    assert exit_code.status == 340
+    message = exit_code.format(pk=7, value=90.0, sachs=60.0, taylor=80.0, tolerance=0.05).message
+    assert message.startswith('plasticity handoff<7>: yield_strength = 90 MPa')
+    assert '[Sachs 60, Taylor 80] MPa' in message
 
 
 def test_protocol_assumptions_have_sources():

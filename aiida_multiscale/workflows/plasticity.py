@@ -27,7 +27,7 @@ from aiida_multiscale.workflows.functions.plasticity import (
 )
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin, load_protocol_file
 
-__all__ = ('BOUNDS_TOLERANCE', 'RvePlasticityWorkChain')
+__all__ = ('BOUNDS_TOLERANCE', 'RvePlasticityWorkChain', 'yield_outside_bounds')
 
 #: Relative tolerance of the check Sachs <= yield <= Taylor: the RVE's discretisation (a few elements per grain,
 #: stress concentrations at triple points not resolved) and the hardening reached by the 0.2 % offset (the bounds use
@@ -44,6 +44,11 @@ _EXCLUDED_INPUTS = (
     'moose.parent_folder',
     'moose.recover',
 )
+
+
+def yield_outside_bounds(value: float, sachs: float, taylor: float, tolerance: float = BOUNDS_TOLERANCE) -> bool:
+    """Whether a yield strength lies outside ``[Sachs (1 - tolerance), Taylor (1 + tolerance)]`` (or is NaN)."""
+    return math.isnan(value) or not sachs * (1 - tolerance) <= value <= taylor * (1 + tolerance)
 
 
 def _stored_elements() -> list[str]:
@@ -299,8 +304,7 @@ class RvePlasticityWorkChain(ProtocolMixin, WorkChain):
             f'yield {value:.4g} MPa in [Sachs {sachs:.4g}, Taylor {taylor:.4g}] MPa, flow stress '
             f'{plasticity.value("flow_stress", "MPa"):.4g} MPa, Taylor factor {plasticity.value("taylor_factor"):.3f}'
         )
-        inside = sachs * (1 - BOUNDS_TOLERANCE) <= value <= taylor * (1 + BOUNDS_TOLERANCE)
-        if not inside or math.isnan(value):
+        if yield_outside_bounds(value, sachs, taylor):
             return self.exit_codes.ERROR_YIELD_OUTSIDE_SACHS_TAYLOR.format(
                 pk=plasticity.pk, value=value, sachs=sachs, taylor=taylor, tolerance=BOUNDS_TOLERANCE
             )
