@@ -187,7 +187,9 @@ def test_validator_refusals_name_the_fix():
     assert RvePlasticityWorkChain.spec().inputs.validator(inputs, None) is None
     # A pixel size in the wrong unit (1e-9 m: nanometre grains) puts tau_c above the saturation strength.
     tiny = MicrostructureData(grain_ids=np.zeros((2, 2), dtype=int), pixel_size=1e-9, euler_angles=[[0, 0, 0]])
-    inputs.update(microstructure=tiny, assumptions=make_plasticity_assumptions('Cu'))
+    inputs.update(microstructure=tiny)
+    assert 'check the pixel size' in RvePlasticityWorkChain.spec().inputs.validator(inputs, None)
+    inputs.update(assumptions=make_plasticity_assumptions('Al'))
     assert 'check the pixel size' in RvePlasticityWorkChain.spec().inputs.validator(inputs, None)
     with pytest.raises(ValueError, match="no stored crystal-plasticity assumptions for 'Fe'"):
         make_plasticity_assumptions('Fe')

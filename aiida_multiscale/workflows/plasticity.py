@@ -19,6 +19,7 @@ from aiida_multiscale.workflows.functions.plasticity import (
     DEFAULT_PARAMETERS,
     cp_rve_analysis,
     cp_rve_input,
+    equivalent_circle_diameters,
     grain_slip_resistance,
     make_plasticity_assumptions,
     plasticity_parameters,
@@ -84,10 +85,10 @@ def validate_inputs(inputs, _):
             f'elements, more than {MAX_ELEMENTS}: lower mesh_scale (elements per pixel) or layers'
         )
     assumptions = inputs.get('assumptions')
+    if assumptions is None and element is not None:
+        assumptions = make_plasticity_assumptions(element.value)  # the stored ones, as setup will use them
     if assumptions is not None and validate_plasticity_assumptions(assumptions) is None:
         # The hardening law needs t_sat above every grain's slip resistance (the smallest grain is the hardest).
-        from aiida_multiscale.workflows.functions.plasticity import equivalent_circle_diameters
-
         sizes = equivalent_circle_diameters(micro)
         sizes = sizes[sizes > 0]
         taylor = assumptions.value('taylor_factor_random', 'dimensionless')
