@@ -293,3 +293,24 @@ def test_copper_rve_between_sachs_and_taylor_real(codes):
         f'[{e_reuss:.1f}, {e_voigt:.1f}], Taylor factor {plasticity.value("taylor_factor"):.3f}, '
         f'flow stress {plasticity.value("flow_stress", "MPa"):.2f} MPa; {wall:.0f} s wall'
     )
+
+
+def test_builder_from_protocol_caps_the_mesh(codes):
+    """fast: a 20 x 20 map gets mesh_scale 0.5 (10 x 10 = 100 elements); a 5 x 5 map keeps one element per pixel."""
+    micro = MicrostructureData(
+        grain_ids=_voronoi_map(4, (20, 20), seed=1), pixel_size=1e-6, euler_angles=_random_euler(4, 2)
+    )
+    builder = RvePlasticityWorkChain.get_builder_from_protocol(
+        codes['moose'], 'Al', microstructure=micro, protocol='fast'
+    )
+    parameters = builder.parameters.get_dict()
+    assert parameters['mesh_scale'] == 0.5 and parameters['strain'] == 0.01 and parameters['steps'] == 50
+    assert parameters['strain_rate'] == 1e-3
+    assert builder.assumptions.value('friction_stress', 'MPa') == 16.0 and builder.element.value == 'Al'
+    small = MicrostructureData(grain_ids=np.zeros((5, 5), dtype=int), pixel_size=1e-6, euler_angles=[[0, 0, 0]])
+    builder = RvePlasticityWorkChain.get_builder_from_protocol(
+        codes['moose'], 'Cu', microstructure=small, protocol='fast'
+    )
+    assert builder.parameters['mesh_scale'] == 1.0
+    with pytest.raises(ValueError, match="no stored crystal-plasticity assumptions for 'Fe'"):
+        from_protocol(codes['moose'], 'Fe')
