@@ -33,9 +33,9 @@ def read_snapshot():
     attributes``, ``label``...), and every ``QueryBuilder.iterall`` commits, which expires every node loaded before: a
     trace that reads a few hundred attributes of a few dozen nodes then costs hundreds of round trips (366 queries,
     2 s on PostgreSQL, for a fast chain).  Inside a nested transaction (a savepoint) aiida does neither; the savepoint
-    is released at the end, which keeps the loaded nodes as they are (SQLAlchemy expires on the outer commit only).
-    Nothing is written, so the snapshot changes nothing in the profile.  A no-op inside an open savepoint, or on a
-    storage without an SQLAlchemy session.
+    is released at the end, and a transaction the snapshot began is committed without expiring the nodes it loaded,
+    so that they stay readable without a query each.  Nothing is written, so the snapshot changes nothing in the
+    profile.  A no-op inside an open savepoint, or on a storage without an SQLAlchemy session.
     """
     from aiida.manage import get_manager
 
@@ -44,6 +44,7 @@ def read_snapshot():
     if session is None or session.in_nested_transaction():
         yield
         return
+    began = not session.in_transaction()
     savepoint = session.begin_nested()
     trees = _TREES.set({})
     try:
@@ -57,6 +58,13 @@ def read_snapshot():
             savepoint.commit()
     finally:
         _TREES.reset(trees)
+        if began and session.in_transaction():
+            # End the transaction this snapshot began, as aiida's own queries do, without expiring the nodes read.
+            expire, session.expire_on_commit = session.expire_on_commit, False
+            try:
+                session.commit()
+            finally:
+                session.expire_on_commit = expire
 
 
 #: The attributes projected for every process (no node is loaded as an ORM object).
