@@ -313,4 +313,4 @@ def test_builder_from_protocol_caps_the_mesh(codes):
     )
     assert builder.parameters['mesh_scale'] == 1.0
     with pytest.raises(ValueError, match="no stored crystal-plasticity assumptions for 'Fe'"):
-        from_protocol(codes['moose'], 'Fe')
+        RvePlasticityWorkChain.get_builder_from_protocol(codes['moose'], 'Fe')
