@@ -23,6 +23,7 @@ from aiida_multiscale.workflows.functions.plasticity import (
     grain_slip_resistance,
     make_plasticity_assumptions,
     plasticity_parameters,
+    reported_flow_strain,
     validate_plasticity_assumptions,
     validate_plasticity_parameters,
 )
@@ -288,7 +289,7 @@ class RvePlasticityWorkChain(ProtocolMixin, WorkChain):
         values = plasticity_parameters(self.ctx.parameters)
         try:
             strain, stress = cp.flow_curve({name: series.get_array(name) for name in series.get_arraynames()})
-            cp.flow_curve_analysis(strain, stress, flow_strain=min(values['flow_strain'], float(strain[-1])))
+            cp.flow_curve_analysis(strain, stress, flow_strain=reported_flow_strain(values['flow_strain'], strain))
         except (KeyError, ValueError) as exc:
             return self.exit_codes.ERROR_FLOW_CURVE.format(pk=node.pk, message=str(exc))
 

@@ -39,6 +39,7 @@ __all__ = (
     'make_plasticity_assumptions',
     'plasticity_parameters',
     'rate_factors',
+    'reported_flow_strain',
     'resolve_assumptions',
     'validate_plasticity_assumptions',
     'validate_plasticity_parameters',
@@ -259,6 +260,16 @@ def element_fractions(microstructure: MicrostructureData, values: dict) -> np.nd
     return np.bincount(elements.ravel(), minlength=microstructure.grain_count) / elements.size
 
 
+def reported_flow_strain(flow_strain: float, strain) -> float:
+    """The strain of the reported flow stress: ``flow_strain`` if the run reached it (up to round-off), else its last.
+
+    MOOSE's last ``F11 - 1`` of a ramp to 0.005 is 0.004999999999999893: that is the asked-for strain, not a run that
+    ended early.  The tolerance is :func:`~aiida_multiscale.engines.moose.plasticity.flow_curve_analysis`'s.
+    """
+    last = float(np.asarray(strain)[-1])
+    return float(flow_strain) if last >= flow_strain * (1 - 1e-9) else last
+
+
 def rate_factors(euler, taylor_factors, strain_rate: float, a0: float, xm: float) -> tuple[np.ndarray, np.ndarray]:
     """Per grain, the Kalidindi flow rule's steady stress over its rate-independent one: Sachs and Taylor grains.
 
@@ -313,7 +324,7 @@ def cp_rve_analysis(
     series = {name: postprocessors.get_array(name) for name in postprocessors.get_arraynames()}
     strain, stress = cp.flow_curve(series)
     _, nominal = cp.flow_curve(series, 'pk1')
-    flow_strain = min(values['flow_strain'], float(strain[-1]))
+    flow_strain = reported_flow_strain(values['flow_strain'], strain)
     analysis = cp.flow_curve_analysis(strain, stress, flow_strain=flow_strain)
     to_pa = 1e6  # MPa -> Pa
     tau_c = slip_resistance.get_array('tau_c')
