@@ -14,7 +14,8 @@ copies, so the archive stays small.  One ``import_archive`` fills the profile: t
 one chain beside 10^5 unrelated nodes (as many chains as copies, if the archive holds one chain); then ``ANALYZE``, as
 autovacuum would, so that the database plans its queries with statistics of the filled tables.
 
-What it reports (median and maximum of ``--repeat`` runs, in ms, the first run is a warm-up and not counted):
+What it reports (median and maximum wall time of ``--repeat`` runs, in ms, and the median CPU time of the process;
+the first run is a warm-up and not counted):
 the chain list (``GET /``), a chain page (``GET /chain/<uuid>``, the newest chain), the graph JSON, the trace query
 (``trace`` + ``trace_json``), and ``aiida-multiscale trace PK --format json`` from the shell (wall and CPU time,
 start-up included) beside ``verdi node attributes PK`` (aiida's own start-up, profile and one node loaded).
@@ -136,14 +137,21 @@ def analyze() -> None:
 
 
 def timed(function, repeat: int) -> dict:
-    """Median and maximum wall time of ``function()`` in ms over ``repeat`` runs after one warm-up run."""
+    """Median and maximum wall time of ``function()`` in ms over ``repeat`` runs after one warm-up run, and the median
+    CPU time of this process (the database server's is not in it): on a loaded machine the wall time grows with the
+    load, the CPU time much less."""
     function()
-    times = []
+    times, cpus = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         function()
         times.append((time.perf_counter() - start) * 1e3)
-    return {'median_ms': round(statistics.median(times), 1), 'max_ms': round(max(times), 1)}
+        cpus.append((time.process_time() - cpu) * 1e3)
+    return {
+        'median_ms': round(statistics.median(times), 1),
+        'max_ms': round(max(times), 1),
+        'cpu_median_ms': round(statistics.median(cpus), 1),
+    }
 
 
 def shell_command(command: list[str], repeat: int) -> dict:
@@ -210,6 +218,7 @@ def run(archive: pathlib.Path, storage: str, nodes: int, repeat: int, shell_repe
 
             return call
 
+        load_before = os.getloadavg()[0]
         results = {
             'storage': storage,
             'nodes': total,
@@ -229,6 +238,8 @@ def run(archive: pathlib.Path, storage: str, nodes: int, repeat: int, shell_repe
             'trace_command': shell_trace(name, chain.pk, shell_repeat),
             'verdi_node_attributes': shell_verdi(name, chain.pk, shell_repeat),
         }
+        # The machine's load (1-minute average) before and after the timings: the wall times scale with it.
+        results['load_average'] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
         return results
     finally:
         try:
@@ -290,11 +301,15 @@ def main() -> int:
     )
     print(f'fill: archive multiplied in {results["fill_s"]["multiply_archive"]} s, imported in '
           f'{results["fill_s"]["import_archive"]} s, statistics in {results["fill_s"]["analyze"]} s')  # fmt: skip
+    print(f'load average (1 min) before and after the timings: {results["load_average"]}, on {os.cpu_count()} CPUs')
     targets = {'chain_list': 200, 'chain_page': 200, 'trace_query': 100}
     for key in ('chain_list', 'chain_page', 'chain_graph_json', 'node_page', 'trace_query'):
         figure = results[key]
         target = f'  (target {targets[key]} ms)' if key in targets else ''
-        print(f'{key:<18} median {figure["median_ms"]:>8.1f} ms   max {figure["max_ms"]:>8.1f} ms{target}')
+        print(
+            f'{key:<18} median {figure["median_ms"]:>8.1f} ms   max {figure["max_ms"]:>8.1f} ms   '
+            f'CPU {figure["cpu_median_ms"]:>7.1f} ms{target}'
+        )
     for key in ('trace_command', 'verdi_node_attributes'):
         shell = results[key]
         print(f'{key:<18} median {shell["median_ms"]:>8.1f} ms   CPU {shell["cpu_median_ms"]:>8.1f} ms')
