@@ -159,16 +159,18 @@ class CallTree:
 
 #: The CALL links below a process in one recursive query (``core.psql_dos`` and ``core.sqlite_dos``, aiida's own
 #: ``db_dblink``): the processes called, then every CALL link leaving one of them.  The root is cast for PostgreSQL,
-#: which refuses the ``smallint`` that psycopg sends for a small Python int as the type of the recursive column.
+#: which refuses the ``smallint`` that psycopg sends for a small Python int as the type of the recursive column, and
+#: ``(link.type || '')`` keeps the database off the index on the link type (SQLite without statistics picks it, and
+#: then scans every CALL link of the profile).
 _CALLED_SQL = """
 WITH RECURSIVE called(id) AS (
     SELECT CAST(:root AS INTEGER)
     UNION
     SELECT link.output_id FROM db_dblink AS link JOIN called ON link.input_id = called.id
-    WHERE link.type IN ('call_work', 'call_calc')
+    WHERE (link.type || '') IN ('call_work', 'call_calc')
 )
 SELECT link.input_id, link.output_id, link.label FROM db_dblink AS link JOIN called ON link.input_id = called.id
-WHERE link.type IN ('call_work', 'call_calc')
+WHERE (link.type || '') IN ('call_work', 'call_calc')
 """
 
 

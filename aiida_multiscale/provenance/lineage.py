@@ -83,17 +83,19 @@ def find_macro(node: orm.Node) -> HandoffData:
 #: graph number in the tens of thousands (49,036 rows for the 146 ancestors of the fast chain's macro node), the
 #: ancestors in the hundreds.  The same SQL for PostgreSQL and SQLite, on aiida's own ``db_dblink`` table.  The start is
 #: cast: psycopg sends a small Python int as ``smallint``, which PostgreSQL refuses as the type of a recursive column
-#: whose recursive term is ``integer``.
+#: whose recursive term is ``integer``.  ``(link.type || '')`` keeps the database off the index on the link type, which
+#: SQLite (no statistics unless someone runs ``ANALYZE``) and PostgreSQL (before autovacuum analysed a fresh import)
+#: otherwise pick, scanning every link of the profile; every statement here reaches the links through their nodes.
 _ANCESTORS_SQL = """
 WITH RECURSIVE ancestors(id) AS (
     SELECT CAST(:start AS INTEGER)
     UNION
     SELECT link.input_id FROM db_dblink AS link JOIN ancestors ON link.output_id = ancestors.id
-    WHERE link.type IN ('create', 'input_calc')
+    WHERE (link.type || '') IN ('create', 'input_calc')
 )
 SELECT link.input_id, link.output_id, link.type, link.label FROM db_dblink AS link
 JOIN ancestors ON link.output_id = ancestors.id
-WHERE link.type IN ('create', 'input_calc')
+WHERE (link.type || '') IN ('create', 'input_calc')
 """
 
 
@@ -307,7 +309,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
     macro_pk = None
     if isinstance(node, orm.ProcessNode):
         link_type = LinkType.RETURN if isinstance(node, orm.WorkflowNode) else LinkType.CREATE
-        sql = "SELECT output_id FROM db_dblink WHERE input_id = :pk AND type = :type AND label = 'macro'"
+        sql = "SELECT output_id FROM db_dblink WHERE input_id = :pk AND (type || '') = :type AND label = 'macro'"
         rows = _select(session, sql, pk=node.pk, type=link_type.value)
         macro_pk = rows[0][0] if rows else None
     if macro_pk is None:
@@ -339,7 +341,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
     asked = set(bridges) | ({macro_creator} if macro_creator is not None else set())
     callers = {}
     if asked:
-        sql = "SELECT output_id, input_id FROM db_dblink WHERE type = 'call_calc' AND output_id IN :pks"
+        sql = "SELECT output_id, input_id FROM db_dblink WHERE (type || '') = 'call_calc' AND output_id IN :pks"
         callers = dict(_select(session, sql, pks=asked))
     creators = {
         bridge: {creator_of[source] for source, _ in inputs_of.get(bridge, ()) if source in creator_of}
@@ -360,7 +362,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
             JOIN db_dblink AS made ON made.input_id = given.output_id
             JOIN db_dbnode AS verify ON verify.id = given.output_id
             JOIN db_dbnode AS result ON result.id = made.output_id
-            WHERE given.type = 'input_calc' AND made.type = 'create' AND given.input_id IN :pks
+            WHERE (given.type || '') = 'input_calc' AND (made.type || '') = 'create' AND given.input_id IN :pks
             AND verify.node_type LIKE :calcfunction AND {_attribute_sql(session, 'verify.attributes', 'process_label')}
             = :label AND result.node_type LIKE :handoff
         """
@@ -376,7 +378,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
     # The inputs of the DFT calculations that their summaries show.
     input_rows = []
     if calc_pks:
-        sql = "SELECT output_id, label, input_id FROM db_dblink WHERE type = 'input_calc' AND output_id IN :pks"
+        sql = "SELECT output_id, label, input_id FROM db_dblink WHERE (type || '') = 'input_calc' AND output_id IN :pks"
         input_rows = [row for row in _select(session, sql, pks=calc_pks) if _summary_input(row[1])]
 
     # Every node the lineage holds, in one query.
