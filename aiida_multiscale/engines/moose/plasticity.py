@@ -51,8 +51,18 @@ import typing as t
 import numpy as np
 
 from aiida_multiscale.engines.moose.hit import render_hit
-from aiida_multiscale.engines.moose.rve import EULER_FILE, MAX_ELEMENTS, rve_mesh_shape
-from aiida_multiscale.engines.moose.solid_mechanics import element_grain_map
+from aiida_multiscale.engines.moose.rve import (
+    EULER_FILE,
+    homogenisation_kernels,
+    homogenisation_materials,
+    homogenisation_parameters,
+    homogenisation_variables,
+    periodic_bcs,
+    rank_two_averages,
+    rve_grid,
+    rve_mesh,
+)
+from aiida_multiscale.engines.moose.solid_mechanics import euler_angles_csv, euler_angles_reader
 from aiida_multiscale.physics.elasticity import born_stability_violations
 
 __all__ = (
@@ -249,16 +259,11 @@ def build_cp_rve_input(
         a0,
         xm,
     )
-    nx, ny, nz = rve_mesh_shape(grain_ids.shape, mesh_scale, layers)
-    if nx * ny * nz > MAX_ELEMENTS:
-        raise ValueError(
-            f'an RVE of {nx} x {ny} x {nz} = {nx * ny * nz} elements exceeds {MAX_ELEMENTS} for the serial LU solver: '
-            'lower mesh_scale (elements per pixel) or layers'
-        )
-    element_grains = element_grain_map(grain_ids, nx, ny)
+    shape, lengths, element_grains = rve_grid(grain_ids, mesh_scale, layers)
+    nz = shape[2]
     # libMesh numbers the elements of a generated box x fastest, then y, then z: the (ny, nx) map once per layer.
     per_element_grain = np.tile(element_grains.ravel(), nz)
-    csv = '\n'.join(f'{a:.12g},{b:.12g},{c:.12g}' for a, b, c in euler[per_element_grain]) + '\n'
+    csv = euler_angles_csv(euler, element_grains, nz)
 
     if tau_c_resolution is not None:
         if not tau_c_resolution > 0 or not np.isfinite(tau_c_resolution):
@@ -275,64 +280,21 @@ def build_cp_rve_input(
     element_blocks = np.array([block_of_value[float(tau_c[g])] for g in per_element_grain])
     block_tau_c = {block: value for value, block in block_of_value.items()}
 
-    py, px = grain_ids.shape
-    lx, ly = float(px), float(py)
-    lz = nz * lx / nx  # cubic elements
     end_time = strain / strain_rate
     dt = end_time / steps
 
-    mesh: dict[str, t.Any] = {
-        'box': {
-            'type': 'GeneratedMeshGenerator',
-            'dim': 3,
-            'nx': nx,
-            'ny': ny,
-            'nz': nz,
-            'xmax': lx,
-            'ymax': ly,
-            'zmax': lz,
-            'elem_type': 'HEX8',
-        },
-    }
-    last = 'box'
-    if len(values) > 1:
-        mesh['grains'] = {
-            'type': 'ElementSubdomainIDGenerator',
-            'input': 'box',
-            'element_ids': list(range(element_blocks.size)),
-            'subdomain_ids': element_blocks.tolist(),
-        }
-        last = 'grains'
-    # One node fixed: the periodic problem is otherwise defined up to a rigid translation.
-    mesh['pin'] = {'type': 'ExtraNodesetGenerator', 'input': last, 'new_boundary': 'pin', 'coord': [0.0, 0.0, 0.0]}
-    mesh['allow_renumbering'] = False
+    # One block (no subdomain generator) when every grain has the same tau_c.
+    mesh = rve_mesh(shape, lengths, element_blocks.tolist() if len(values) > 1 else None)
 
-    aux_variables, aux_kernels, postprocessors = {}, {}, {}
-    for prefix, (tensor, components) in _TENSORS.items():
-        for i, j in components:
-            name = f'{prefix}_{_AXES[i]}{_AXES[j]}'
-            aux_variables[name] = {'order': 'CONSTANT', 'family': 'MONOMIAL'}
-            aux_kernels[name] = {
-                'type': 'RankTwoAux',
-                'variable': name,
-                'rank_two_tensor': tensor,
-                'index_i': i,
-                'index_j': j,
-                'execute_on': 'timestep_end',
-            }
-            postprocessors[name] = {'type': 'ElementAverageValue', 'variable': name}
+    aux_variables, aux_kernels, postprocessors = rank_two_averages(
+        (f'{prefix}_{_AXES[i]}{_AXES[j]}', tensor, i, j)
+        for prefix, (tensor, components) in _TENSORS.items()
+        for i, j in components
+    )
     postprocessors['nl_its'] = {'type': 'NumNonlinearIterations'}
 
     materials: dict[str, t.Any] = {
-        'elasticity': {
-            'type': 'ComputeElasticityTensorCP',
-            # symmetric9: C11 C12 C13 C22 C23 C33 C44 C55 C66
-            'C_ijkl': [c11, c12, c12, c11, c12, c11, c44, c44, c44],
-            'fill_method': 'symmetric9',
-            'read_prop_user_object': 'euler_angles',
-        },
-        'strain': {'type': 'ComputeLagrangianStrain', 'homogenization_gradient_names': 'homogenization_gradient'},
-        'macro_strain': {'type': 'ComputeHomogenizedLagrangianStrain'},
+        **homogenisation_materials(c11, c12, c44),
         # Passthrough of the crystal-plasticity Cauchy stress to the Lagrangian kernels (see the module docstring).
         'stress': {'type': 'ComputeLagrangianWrappedStress', 'rotate_old_stress': True},
     }
@@ -358,51 +320,23 @@ def build_cp_rve_input(
         }
 
     blocks: dict[str, t.Any] = {
-        'GlobalParams': {
-            'displacements': ['disp_x', 'disp_y', 'disp_z'],
-            'large_kinematics': True,
-            'macro_gradient': 'hvar',
-            'macro_var': 'hvar',
+        'GlobalParams': homogenisation_parameters(
+            True,
             # Column-major 11 21 31 12 22 32 13 23 33: F11 ramped, lower triangle fixed, the rest stress-free.
-            'constraint_types': ['strain'] * 3 + ['stress', 'stress', 'strain'] + ['stress'] * 3,
+            ['strain'] * 3 + ['stress', 'stress', 'strain'] + ['stress'] * 3,
             # One target function per entry; '0' is MOOSE's constant-zero function.
-            'targets': ['stretch_xx', '0', '0', '0', '0', '0', '0', '0', '0'],
-        },
+            ['stretch_xx', '0', '0', '0', '0', '0', '0', '0', '0'],
+        ),
         'Mesh': mesh,
-        'Variables': {
-            'disp_x': {},
-            'disp_y': {},
-            'disp_z': {},
-            'hvar': {'family': 'SCALAR', 'order': 'NINTH'},
-        },
-        'Kernels': {
-            f'stress_{axis}': {
-                'type': 'HomogenizedTotalLagrangianStressDivergence',
-                'variable': f'disp_{axis}',
-                'component': index,
-            }
-            for index, axis in enumerate(_AXES)
-        },
+        'Variables': homogenisation_variables('NINTH'),
+        'Kernels': homogenisation_kernels(),
         'Functions': {
             'stretch_xx': {'type': 'PiecewiseLinear', 'x': [0.0, end_time], 'y': [0.0, float(strain)]},
         },
-        'BCs': {
-            'Periodic': {axis: {'variable': f'disp_{axis}', 'auto_direction': list(_AXES)} for axis in _AXES},
-            **{
-                f'pin_{axis}': {'type': 'DirichletBC', 'variable': f'disp_{axis}', 'boundary': 'pin', 'value': 0.0}
-                for axis in _AXES
-            },
-        },
+        'BCs': periodic_bcs(),
         'AuxVariables': aux_variables,
         'AuxKernels': aux_kernels,
-        'UserObjects': {
-            'euler_angles': {
-                'type': 'PropertyReadFile',
-                'prop_file_name': EULER_FILE,
-                'read_type': 'element',
-                'nprop': 3,
-            },
-        },
+        'UserObjects': euler_angles_reader(EULER_FILE),
         'Materials': materials,
         'Postprocessors': postprocessors,
         'Preconditioning': {'smp': {'type': 'SMP', 'full': True}},

@@ -34,7 +34,14 @@ import typing as t
 import numpy as np
 
 from aiida_multiscale.engines.moose.hit import render_hit
-from aiida_multiscale.engines.moose.solid_mechanics import element_grain_map
+from aiida_multiscale.engines.moose.solid_mechanics import (
+    box_mesh_generator,
+    cubic_elasticity_tensor_cp,
+    element_grain_map,
+    euler_angles_csv,
+    euler_angles_reader,
+    rank_two_aux,
+)
 from aiida_multiscale.physics.elasticity import born_stability_violations
 
 __all__ = (
@@ -50,6 +57,14 @@ __all__ = (
     'build_rve_input',
     'cubic_projection',
     'effective_stiffness',
+    'homogenisation_kernels',
+    'homogenisation_materials',
+    'homogenisation_parameters',
+    'homogenisation_variables',
+    'periodic_bcs',
+    'rank_two_averages',
+    'rve_grid',
+    'rve_mesh',
     'rve_mesh_shape',
 )
 
@@ -90,6 +105,121 @@ def rve_mesh_shape(grid_shape: tuple[int, int], mesh_scale: float, layers: int =
     """``(nx, ny, nz)`` elements of the RVE of a ``(ny, nx)`` map sampled at ``mesh_scale`` elements per pixel."""
     py, px = grid_shape
     return max(1, round(px * mesh_scale)), max(1, round(py * mesh_scale)), int(layers)
+
+
+def rve_grid(grain_ids: np.ndarray, mesh_scale: float, layers: int):
+    """The RVE's elements and size: ``((nx, ny, nz), (lx, ly, lz), element_grains)``, lengths in pixels.
+
+    The box spans the map (``lx, ly`` = its size in pixels) and ``nz`` cubic elements along z; ``element_grains``
+    is the ``(ny, nx)`` grain of every element column.
+
+    :raises ValueError: if the mesh exceeds :data:`MAX_ELEMENTS`.
+    """
+    nx, ny, nz = rve_mesh_shape(grain_ids.shape, mesh_scale, layers)
+    if nx * ny * nz > MAX_ELEMENTS:
+        raise ValueError(
+            f'an RVE of {nx} x {ny} x {nz} = {nx * ny * nz} elements exceeds {MAX_ELEMENTS} for the serial LU solver: '
+            'lower mesh_scale (elements per pixel) or layers'
+        )
+    element_grains = element_grain_map(grain_ids, nx, ny)
+    py, px = grain_ids.shape
+    lx, ly = float(px), float(py)
+    lz = nz * lx / nx  # cubic elements
+    return (nx, ny, nz), (lx, ly, lz), element_grains
+
+
+# ------------------------------------------------------------- HIT sections shared with the crystal-plasticity RVE
+# The elastic RVE here and the crystal-plasticity RVE of :mod:`~aiida_multiscale.engines.moose.plasticity` are the
+# same periodic box under the same homogenisation constraint; they differ in the kinematics, the constraint types and
+# targets, the stress material and what they report.  These functions are what they share.
+def rve_mesh(shape: tuple[int, int, int], lengths: tuple[float, float, float], subdomains=None) -> dict:
+    """The ``Mesh`` block: the box of ``shape`` elements and ``lengths`` pixels; then, if ``subdomains`` (one block
+    id per element, in element order) is given, the ``grains`` generator that assigns them; then the ``pin`` node at
+    the origin.  Renumbering off: the Euler angles are read by element id."""
+    mesh: dict[str, t.Any] = {'box': box_mesh_generator(*shape, *lengths)}
+    last = 'box'
+    if subdomains is not None:
+        mesh['grains'] = {
+            'type': 'ElementSubdomainIDGenerator',
+            'input': 'box',
+            'element_ids': list(range(len(subdomains))),
+            'subdomain_ids': list(subdomains),
+        }
+        last = 'grains'
+    # One node fixed: the periodic problem is otherwise defined up to a rigid translation.
+    mesh['pin'] = {'type': 'ExtraNodesetGenerator', 'input': last, 'new_boundary': 'pin', 'coord': [0.0, 0.0, 0.0]}
+    mesh['allow_renumbering'] = False
+    return mesh
+
+
+def homogenisation_parameters(large_kinematics: bool, constraint_types: list[str], targets: list[str]) -> dict:
+    """The ``GlobalParams`` of the homogenisation constraint: the macroscopic gradient is the scalar ``hvar``.
+
+    :param constraint_types: nine entries, column-major (11 21 31 12 22 32 13 23 33), each strain, stress or none.
+    :param targets: one function name per constrained entry.
+    """
+    return {
+        'displacements': ['disp_x', 'disp_y', 'disp_z'],
+        'large_kinematics': large_kinematics,
+        'macro_gradient': 'hvar',
+        'macro_var': 'hvar',
+        'constraint_types': constraint_types,
+        'targets': targets,
+    }
+
+
+def homogenisation_variables(order: str) -> dict:
+    """The ``Variables``: the periodic displacement fluctuation and ``hvar``, of ``order`` SIXTH (small kinematics,
+    the upper triangle) or NINTH (large kinematics, every entry of F)."""
+    return {'disp_x': {}, 'disp_y': {}, 'disp_z': {}, 'hvar': {'family': 'SCALAR', 'order': order}}
+
+
+def homogenisation_kernels() -> dict:
+    """The ``Kernels``: total-Lagrangian stress divergence with the homogenisation constraint, one per axis."""
+    return {
+        f'stress_{axis}': {
+            'type': 'HomogenizedTotalLagrangianStressDivergence',
+            'variable': f'disp_{axis}',
+            'component': index,
+        }
+        for index, axis in enumerate(_AXES)
+    }
+
+
+def periodic_bcs() -> dict:
+    """The ``BCs``: every displacement periodic on all faces, and zero at the ``pin`` node."""
+    return {
+        'Periodic': {axis: {'variable': f'disp_{axis}', 'auto_direction': list(_AXES)} for axis in _AXES},
+        **{
+            f'pin_{axis}': {'type': 'DirichletBC', 'variable': f'disp_{axis}', 'boundary': 'pin', 'value': 0.0}
+            for axis in _AXES
+        },
+    }
+
+
+def homogenisation_materials(c11: float, c12: float, c44: float) -> dict:
+    """The ``Materials`` both RVEs start with: the rotated cubic stiffness and the Lagrangian strains with the
+    homogenisation gradient.  The caller adds its ``stress``."""
+    return {
+        'elasticity': cubic_elasticity_tensor_cp(c11, c12, c44),
+        'strain': {'type': 'ComputeLagrangianStrain', 'homogenization_gradient_names': 'homogenization_gradient'},
+        'macro_strain': {'type': 'ComputeHomogenizedLagrangianStrain'},
+    }
+
+
+def rank_two_averages(components: t.Iterable[tuple[str, str, int, int]]) -> tuple[dict, dict, dict]:
+    """``(AuxVariables, AuxKernels, Postprocessors)`` of the volume average of tensor components.
+
+    :param components: ``(name, tensor, i, j)``: component ``(i, j)`` of the material tensor ``tensor`` becomes the
+        elemental variable and the ``ElementAverageValue`` postprocessor ``name`` (equal elements: the element average
+        is the volume average).
+    """
+    aux_variables, aux_kernels, postprocessors = {}, {}, {}
+    for name, tensor, i, j in components:
+        aux_variables[name] = {'order': 'CONSTANT', 'family': 'MONOMIAL'}
+        aux_kernels[name] = rank_two_aux(name, tensor, i, j)
+        postprocessors[name] = {'type': 'ElementAverageValue', 'variable': name}
+    return aux_variables, aux_kernels, postprocessors
 
 
 def _check_arguments(grain_ids, euler, c11, c12, c44, applied_strain, mesh_scale, layers) -> None:
@@ -139,19 +269,9 @@ def build_rve_input(
     grain_ids = np.asarray(grain_ids)
     euler = np.asarray(euler_angles, dtype=float).reshape(-1, 3)
     _check_arguments(grain_ids, euler, c11, c12, c44, applied_strain, mesh_scale, layers)
-    nx, ny, nz = rve_mesh_shape(grain_ids.shape, mesh_scale, layers)
-    if nx * ny * nz > MAX_ELEMENTS:
-        raise ValueError(
-            f'an RVE of {nx} x {ny} x {nz} = {nx * ny * nz} elements exceeds {MAX_ELEMENTS} for the serial LU solver: '
-            'lower mesh_scale (elements per pixel) or layers'
-        )
-    element_grains = element_grain_map(grain_ids, nx, ny)
-    # libMesh numbers the elements of a generated box x fastest, then y, then z: the (ny, nx) map once per layer.
-    per_element = np.tile(euler[element_grains.ravel()], (nz, 1))
-    csv = '\n'.join(f'{a:.12g},{b:.12g},{c:.12g}' for a, b, c in per_element) + '\n'
-    py, px = grain_ids.shape
-    lx, ly = float(px), float(py)
-    lz = nz * lx / nx  # cubic elements
+    shape, lengths, element_grains = rve_grid(grain_ids, mesh_scale, layers)
+    nz = shape[2]
+    csv = euler_angles_csv(euler, element_grains, nz)
 
     # Constraint list: 9 entries, column-major (11 21 31 12 22 32 13 23 33); small kinematics uses the upper triangle,
     # whose six entries take one target function each, in the order 11 12 22 13 23 33.
@@ -170,89 +290,24 @@ def build_rve_input(
         }
     targets = [f'macro_{_component(i, j)}' for i, j in upper]
 
-    aux_variables, aux_kernels, postprocessors = {}, {}, {}
-    for prefix, tensor in (('stress', 'pk1_stress'), ('strain', 'mechanical_strain')):
-        for i, j in LOAD_CASES:
-            name = f'{prefix}_{_component(i, j)}'
-            aux_variables[name] = {'order': 'CONSTANT', 'family': 'MONOMIAL'}
-            aux_kernels[name] = {
-                'type': 'RankTwoAux',
-                'variable': name,
-                'rank_two_tensor': tensor,
-                'index_i': i,
-                'index_j': j,
-                'execute_on': 'timestep_end',
-            }
-            # Equal elements: the element average is the volume average.
-            postprocessors[name] = {'type': 'ElementAverageValue', 'variable': name}
+    aux_variables, aux_kernels, postprocessors = rank_two_averages(
+        (f'{prefix}_{_component(i, j)}', tensor, i, j)
+        for prefix, tensor in (('stress', 'pk1_stress'), ('strain', 'mechanical_strain'))
+        for i, j in LOAD_CASES
+    )
 
     blocks: dict[str, t.Any] = {
-        'GlobalParams': {
-            'displacements': ['disp_x', 'disp_y', 'disp_z'],
-            'large_kinematics': False,
-            'macro_gradient': 'hvar',
-            'macro_var': 'hvar',
-            'constraint_types': constraint_types,
-            'targets': targets,
-        },
-        'Mesh': {
-            'box': {
-                'type': 'GeneratedMeshGenerator',
-                'dim': 3,
-                'nx': nx,
-                'ny': ny,
-                'nz': nz,
-                'xmax': lx,
-                'ymax': ly,
-                'zmax': lz,
-                'elem_type': 'HEX8',
-            },
-            # One node fixed: the periodic problem is otherwise defined up to a rigid translation.
-            'pin': {'type': 'ExtraNodesetGenerator', 'input': 'box', 'new_boundary': 'pin', 'coord': [0.0, 0.0, 0.0]},
-            'allow_renumbering': False,
-        },
-        'Variables': {
-            'disp_x': {},
-            'disp_y': {},
-            'disp_z': {},
-            'hvar': {'family': 'SCALAR', 'order': 'SIXTH'},
-        },
-        'Kernels': {
-            f'stress_{axis}': {
-                'type': 'HomogenizedTotalLagrangianStressDivergence',
-                'variable': f'disp_{axis}',
-                'component': index,
-            }
-            for index, axis in enumerate(_AXES)
-        },
+        'GlobalParams': homogenisation_parameters(False, constraint_types, targets),
+        'Mesh': rve_mesh(shape, lengths),
+        'Variables': homogenisation_variables('SIXTH'),
+        'Kernels': homogenisation_kernels(),
         'Functions': functions,
-        'BCs': {
-            'Periodic': {axis: {'variable': f'disp_{axis}', 'auto_direction': list(_AXES)} for axis in _AXES},
-            **{
-                f'pin_{axis}': {'type': 'DirichletBC', 'variable': f'disp_{axis}', 'boundary': 'pin', 'value': 0.0}
-                for axis in _AXES
-            },
-        },
+        'BCs': periodic_bcs(),
         'AuxVariables': aux_variables,
         'AuxKernels': aux_kernels,
-        'UserObjects': {
-            'euler_angles': {
-                'type': 'PropertyReadFile',
-                'prop_file_name': EULER_FILE,
-                'read_type': 'element',
-                'nprop': 3,
-            },
-        },
+        'UserObjects': euler_angles_reader(EULER_FILE),
         'Materials': {
-            'elasticity': {
-                'type': 'ComputeElasticityTensorCP',
-                # symmetric9: C11 C12 C13 C22 C23 C33 C44 C55 C66
-                'C_ijkl': [c11, c12, c12, c11, c12, c11, c44, c44, c44],
-                'fill_method': 'symmetric9',
-                'read_prop_user_object': 'euler_angles',
-            },
-            'strain': {'type': 'ComputeLagrangianStrain', 'homogenization_gradient_names': 'homogenization_gradient'},
-            'macro_strain': {'type': 'ComputeHomogenizedLagrangianStrain'},
+            **homogenisation_materials(c11, c12, c44),
             'stress': {'type': 'ComputeLagrangianLinearElasticStress'},
         },
         'Postprocessors': postprocessors,

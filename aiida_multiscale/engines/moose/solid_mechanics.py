@@ -27,7 +27,18 @@ import numpy as np
 from aiida_multiscale.engines.moose.hit import render_hit
 from aiida_multiscale.physics.elasticity import born_stability_violations
 
-__all__ = ('FILE_BASE', 'STRESS_UNIT', 'ElasticityModel', 'build_elasticity_input', 'element_grain_map')
+__all__ = (
+    'FILE_BASE',
+    'STRESS_UNIT',
+    'ElasticityModel',
+    'box_mesh_generator',
+    'build_elasticity_input',
+    'cubic_elasticity_tensor_cp',
+    'element_grain_map',
+    'euler_angles_csv',
+    'euler_angles_reader',
+    'rank_two_aux',
+)
 
 EULER_FILE = 'euler_angles.csv'
 FILE_BASE = 'elasticity'
@@ -53,6 +64,84 @@ def element_grain_map(grain_ids: np.ndarray, nx: int, ny: int) -> np.ndarray:
     cols = np.minimum(((np.arange(nx) + 0.5) * px / nx).astype(int), px - 1)
     rows = np.minimum(((np.arange(ny) + 0.5) * py / ny).astype(int), py - 1)
     return grain_ids[np.ix_(rows, cols)]
+
+
+# ------------------------------------------------------------------------- HIT sections shared by the grain-map models
+# The slab here and the periodic RVEs of :mod:`~aiida_multiscale.engines.moose.rve` and
+# :mod:`~aiida_multiscale.engines.moose.plasticity` mesh the map the same way and rotate the crystal the same way, so
+# they take these sections from one place: a change to the element numbering or the orientation convention then
+# reaches every model at once.
+def box_mesh_generator(nx: int, ny: int, nz: int, lx: float, ly: float, lz: float) -> dict:
+    """The ``GeneratedMeshGenerator`` of an ``nx`` x ``ny`` x ``nz`` HEX8 box from the origin to ``(lx, ly, lz)``.
+
+    libMesh numbers its elements x fastest, then y, then z: the row-major ``(ny, nx)`` order of the grain map, once
+    per layer, which is the order :func:`euler_angles_csv` writes the angles in.
+    """
+    return {
+        'type': 'GeneratedMeshGenerator',
+        'dim': 3,
+        'nx': nx,
+        'ny': ny,
+        'nz': nz,
+        'xmax': lx,
+        'ymax': ly,
+        'zmax': lz,
+        'elem_type': 'HEX8',
+    }
+
+
+def euler_angles_csv(euler: np.ndarray, element_grains: np.ndarray, layers: int = 1, digits: int = 12) -> str:
+    """The ``PropertyReadFile`` CSV: one ``phi1,Phi,phi2`` row (degrees) per element, in libMesh's element order.
+
+    :param euler: ``(n_grains, 3)`` Bunge angles in degrees.
+    :param element_grains: ``(ny_el, nx_el)`` grain of every element column (:func:`element_grain_map`).
+    :param layers: elements along z: the map is repeated once per layer.
+    :param digits: significant digits of each angle.
+    """
+    per_element = euler[np.tile(np.asarray(element_grains).ravel(), layers)]
+    return '\n'.join(f'{a:.{digits}g},{b:.{digits}g},{c:.{digits}g}' for a, b, c in per_element) + '\n'
+
+
+def euler_angles_reader(file_name: str) -> dict:
+    """The ``UserObjects`` section: ``euler_angles`` reads three angles per element from ``file_name``.
+
+    ``read_type = element`` numbers the rows by element id, which holds only with mesh renumbering off
+    (``allow_renumbering = false`` in the Mesh block).
+    """
+    return {
+        'euler_angles': {
+            'type': 'PropertyReadFile',
+            'prop_file_name': file_name,
+            'read_type': 'element',
+            'nprop': 3,
+        },
+    }
+
+
+def cubic_elasticity_tensor_cp(c11: float, c12: float, c44: float) -> dict:
+    """``ComputeElasticityTensorCP`` of a cubic crystal, rotated per element by the ``euler_angles`` user object.
+
+    It applies ``g^T`` (crystal -> sample for Bunge angles), so angles from MicrostructureData go in unchanged.
+    """
+    return {
+        'type': 'ComputeElasticityTensorCP',
+        # symmetric9: C11 C12 C13 C22 C23 C33 C44 C55 C66
+        'C_ijkl': [c11, c12, c12, c11, c12, c11, c44, c44, c44],
+        'fill_method': 'symmetric9',
+        'read_prop_user_object': 'euler_angles',
+    }
+
+
+def rank_two_aux(variable: str, tensor: str, i: int, j: int) -> dict:
+    """The ``RankTwoAux`` kernel that writes component ``(i, j)`` of the material tensor ``tensor`` to ``variable``."""
+    return {
+        'type': 'RankTwoAux',
+        'variable': variable,
+        'rank_two_tensor': tensor,
+        'index_i': i,
+        'index_j': j,
+        'execute_on': 'timestep_end',
+    }
 
 
 def build_elasticity_input(
@@ -89,12 +178,9 @@ def build_elasticity_input(
     if nx * ny > 250_000:
         raise ValueError(f'mesh of {nx} x {ny} elements is too large for this serial solver: lower mesh_scale')
     element_grains = element_grain_map(grain_ids, nx, ny)
-    # libMesh numbers the elements of a generated box x fastest, then y: row-major (ny, nx) order, as in the map.
-    per_element = euler[element_grains.ravel()]
-    csv = '\n'.join(f'{a:.10g},{b:.10g},{c:.10g}' for a, b, c in per_element) + '\n'
+    csv = euler_angles_csv(euler, element_grains, digits=10)
     lx, ly, lz = float(px), float(py), float(thickness)
 
-    stiffness = [c11, c12, c12, c11, c12, c11, c44, c44, c44]  # symmetric9: C11 C12 C13 C22 C23 C33 C44 C55 C66
     aux_variables = {
         name: {'order': 'CONSTANT', 'family': 'MONOMIAL'}
         for name in ('stress_xx', 'stress_yy', 'stress_xy', 'strain_xx', 'strain_yy', 'strain_zz', 'vonmises')
@@ -116,14 +202,7 @@ def build_elasticity_input(
         ('strain_yy', 'total_strain', (1, 1)),
         ('strain_zz', 'total_strain', (2, 2)),
     ):
-        aux_kernels[name] = {
-            'type': 'RankTwoAux',
-            'variable': name,
-            'rank_two_tensor': tensor,
-            'index_i': i,
-            'index_j': j,
-            'execute_on': 'timestep_end',
-        }
+        aux_kernels[name] = rank_two_aux(name, tensor, i, j)
     postprocessors = {
         f'average_{name}': {'type': 'ElementAverageValue', 'variable': name}
         for name in ('stress_xx', 'stress_yy', 'strain_xx', 'strain_yy', 'strain_zz')
@@ -134,17 +213,7 @@ def build_elasticity_input(
     blocks = {
         'GlobalParams': {'displacements': ['disp_x', 'disp_y', 'disp_z']},
         'Mesh': {
-            'box': {
-                'type': 'GeneratedMeshGenerator',
-                'dim': 3,
-                'nx': nx,
-                'ny': ny,
-                'nz': 1,
-                'xmax': lx,
-                'ymax': ly,
-                'zmax': lz,
-                'elem_type': 'HEX8',
-            },
+            'box': box_mesh_generator(nx, ny, 1, lx, ly, lz),
             'pin_origin': {
                 'type': 'ExtraNodesetGenerator',
                 'input': 'box',
@@ -166,21 +235,9 @@ def build_elasticity_input(
         },
         'AuxVariables': aux_variables,
         'AuxKernels': aux_kernels,
-        'UserObjects': {
-            'euler_angles': {
-                'type': 'PropertyReadFile',
-                'prop_file_name': EULER_FILE,
-                'read_type': 'element',
-                'nprop': 3,
-            },
-        },
+        'UserObjects': euler_angles_reader(EULER_FILE),
         'Materials': {
-            'elasticity': {
-                'type': 'ComputeElasticityTensorCP',
-                'C_ijkl': stiffness,
-                'fill_method': 'symmetric9',
-                'read_prop_user_object': 'euler_angles',
-            },
+            'elasticity': cubic_elasticity_tensor_cp(c11, c12, c44),
             'strain': {'type': 'ComputeSmallStrain'},
             'stress': {'type': 'ComputeLinearElasticStress'},
         },
