@@ -26,6 +26,7 @@ from aiida_multiscale.physics.plasticity import (
     sachs_taylor_yield,
     schmid_factors,
 )
+from aiida_multiscale.workflows.functions.rve import check_parameter_ranges, parameters_with_defaults
 from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
 __all__ = (
@@ -68,6 +69,11 @@ _RANGES = {
     'layers': (0, 8),
     'tau_c_resolution': (0.0, 100.0),
     'flow_strain': (0.0, 0.2),
+}
+#: What an out-of-range value of these keys means, appended to the message.
+_RANGE_HINTS = {
+    'strain': ': a tensile test needs a positive final strain F11 - 1',
+    'strain_rate': ': the loading rate d(F11)/dt in 1/s must be positive',
 }
 #: Slip systems that share the strain rate of a grain in Taylor's estimate: five, the fewest that give an arbitrary
 #: isochoric strain rate (von Mises), and the number Taylor's linear programme activates for a general orientation.
@@ -140,9 +146,7 @@ def validate_plasticity_assumptions(node, _=None) -> str | None:
 # ------------------------------------------------------------------------------------------------- parameters
 def plasticity_parameters(node: orm.Dict | dict | None) -> dict:
     """The ``parameters`` (a Dict, a dict or None) with the defaults filled in."""
-    values = dict(DEFAULT_PARAMETERS)
-    values.update(node.get_dict() if isinstance(node, orm.Dict) else (node or {}))
-    return values
+    return parameters_with_defaults(node, DEFAULT_PARAMETERS)
 
 
 def validate_plasticity_parameters(node, _=None) -> str | None:
@@ -150,18 +154,9 @@ def validate_plasticity_parameters(node, _=None) -> str | None:
     if node is None:
         return None
     values = node.get_dict() if isinstance(node, orm.Dict) else dict(node)
-    unknown = set(values) - set(DEFAULT_PARAMETERS)
-    if unknown:
-        return f'parameters: unknown keys {sorted(unknown)}; allowed: {", ".join(DEFAULT_PARAMETERS)}'
-    for key, (low, high) in _RANGES.items():
-        if key in values:
-            value = values[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
-                hint = {
-                    'strain': ': a tensile test needs a positive final strain F11 - 1',
-                    'strain_rate': ': the loading rate d(F11)/dt in 1/s must be positive',
-                }.get(key, '')
-                return f'parameters: {key} = {value!r} must be a number in ({low}, {high}]{hint}'
+    error = check_parameter_ranges(values, DEFAULT_PARAMETERS, _RANGES, _RANGE_HINTS)
+    if error:
+        return error
     for key in ('steps', 'layers'):
         if key in values and values[key] != int(values[key]):
             return f'parameters: {key} = {values[key]!r} must be a whole number'
