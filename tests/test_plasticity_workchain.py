@@ -1,6 +1,6 @@
 """RvePlasticityWorkChain: crystal-plasticity RVE yield, its calcfunctions' maths, its refusals, and one real run.
 
-The references are written here, separately from the package:
+The references are written in the tests (here and in ``rve_helpers.py``), separately from the package:
 
 * Hall-Petch at the slip-system level, ``tau_c = (sigma_0 + k / sqrt(d)) / M``, with ``d`` the equivalent-circle
   diameter worked out by hand for a grain of known pixel count;
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
-from scipy.spatial.transform import Rotation
+from rve_helpers import CU, cubic_elastic, random_euler, voigt_reuss, voronoi_map
 
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
@@ -35,64 +35,16 @@ from aiida_multiscale.workflows.functions.plasticity import (
 )
 from aiida_multiscale.workflows.plasticity import BOUNDS_TOLERANCE, RvePlasticityWorkChain, yield_outside_bounds
 
-#: Cu at room temperature, GPa: Simmons and Wang, Single Crystal Elastic Constants and Calculated Aggregate
-#: Properties (MIT Press, 1971).
-CU = (168.4, 121.4, 75.4)
-PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
-
 
 # ------------------------------------------------------------------------------------------- independent references
-def _voronoi_map(n_grains: int, shape: tuple[int, int], seed: int) -> np.ndarray:
-    """A periodic Voronoi map by brute force (minimum-image distance to random seeds), relabelled 0..n-1."""
-    rng = np.random.default_rng(seed)
-    ny, nx = shape
-    seeds = rng.uniform(0, 1, (n_grains, 2)) * [nx, ny]
-    y, x = np.mgrid[0:ny, 0:nx] + 0.5
-    d = np.abs(x[..., None] - seeds[:, 0])
-    d = np.minimum(d, nx - d) ** 2
-    e = np.abs(y[..., None] - seeds[:, 1])
-    d = d + np.minimum(e, ny - e) ** 2
-    labels = np.argmin(d, axis=-1)
-    return np.unique(labels, return_inverse=True)[1].reshape(shape)
-
-
-def _random_euler(count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.column_stack(
-        [rng.uniform(0, 360, count), np.degrees(np.arccos(rng.uniform(-1, 1, count))), rng.uniform(0, 360, count)]
-    )
-
-
-def _sample_stiffness(constants, euler_deg) -> np.ndarray:
-    """The cubic stiffness rotated into the sample (Voigt 6x6, engineering shear), rotation by scipy."""
-    r = Rotation.from_euler('ZXZ', euler_deg, degrees=True).as_matrix()  # crystal -> sample
-    c11, c12, c44 = constants
-    delta = np.eye(3)
-    tensor = c12 * np.einsum('ij,kl->ijkl', delta, delta) + c44 * (
-        np.einsum('ik,jl->ijkl', delta, delta) + np.einsum('il,jk->ijkl', delta, delta)
-    )
-    for i in range(3):
-        tensor[i, i, i, i] = c11
-    rotated = np.einsum('ia,jb,kc,ld,abcd->ijkl', r, r, r, r, tensor)
-    return np.array([[rotated[i, j, k, m] for k, m in PAIRS] for i, j in PAIRS])
-
-
 def _reuss_voigt_youngs(constants, euler, weights) -> tuple[float, float]:
-    stiffnesses = [_sample_stiffness(constants, angles) for angles in euler]
-    voigt = sum(w * c for w, c in zip(weights, stiffnesses))
-    reuss = sum(w * np.linalg.inv(c) for w, c in zip(weights, stiffnesses))
+    voigt, reuss = voigt_reuss(constants, euler, weights)
     return 1 / reuss[0, 0], 1 / np.linalg.inv(voigt)[0, 0]
 
 
 def _rate_factor(strain_rate, a0, xm, m, n_active) -> float:
     """Kalidindi flow rule in steady flow: sigma / (tau_c / m) = (eps_dot / (N m a0))^xm."""
     return (strain_rate / (n_active * m * a0)) ** xm
-
-
-def _elastic(constants) -> HandoffData:
-    return HandoffData(
-        {name: {'value': v, 'unit': 'GPa', 'note': 'test input'} for name, v in zip(('c11', 'c12', 'c44'), constants)}
-    )
 
 
 # ------------------------------------------------------------------------------------------ calcfunction maths
@@ -180,7 +132,7 @@ def test_validator_refusals_name_the_fix():
     assert validate_plasticity_assumptions(make_plasticity_assumptions('Al')) is None
 
     micro = MicrostructureData(grain_ids=np.zeros((2, 2), dtype=int), pixel_size=1e-6, euler_angles=[[0, 0, 0]])
-    inputs = {'microstructure': micro, 'elastic': _elastic(CU), 'element': orm.Str('Fe')}
+    inputs = {'microstructure': micro, 'elastic': cubic_elastic(CU), 'element': orm.Str('Fe')}
     message = RvePlasticityWorkChain.spec().inputs.validator(inputs, None)
     assert "'Fe' has no stored crystal-plasticity assumptions" in message and 'give the `assumptions` input' in message
     inputs['element'] = orm.Str('Cu')
@@ -242,12 +194,12 @@ def test_copper_rve_between_sachs_and_taylor_real(codes):
     * E of the first (elastic) step within the Reuss-Voigt interval of the same orientations (scipy rotations).
     * The assumptions are an input of the chain and of the calcfunctions, with their sources.
     """
-    grains = _voronoi_map(3, (5, 5), seed=4)
-    euler = _random_euler(grains.max() + 1, seed=5)
+    grains = voronoi_map(3, (5, 5), seed=4)
+    euler = random_euler(grains.max() + 1, seed=5)
     micro = MicrostructureData(grain_ids=grains, pixel_size=1e-6, euler_angles=euler)
     overrides = {'parameters': {'strain': 0.005, 'steps': 30, 'flow_strain': 0.005}}
     builder = RvePlasticityWorkChain.get_builder_from_protocol(
-        codes['moose'], 'Cu', microstructure=micro, elastic=_elastic(CU), protocol='fast', overrides=overrides
+        codes['moose'], 'Cu', microstructure=micro, elastic=cubic_elastic(CU), protocol='fast', overrides=overrides
     )
     builder.moose.metadata.options.max_wallclock_seconds = 900
     start = time.monotonic()
@@ -301,7 +253,7 @@ def test_copper_rve_between_sachs_and_taylor_real(codes):
 def test_builder_from_protocol_caps_the_mesh(codes):
     """fast: a 20 x 20 map gets mesh_scale 0.5 (10 x 10 = 100 elements); a 5 x 5 map keeps one element per pixel."""
     micro = MicrostructureData(
-        grain_ids=_voronoi_map(4, (20, 20), seed=1), pixel_size=1e-6, euler_angles=_random_euler(4, 2)
+        grain_ids=voronoi_map(4, (20, 20), seed=1), pixel_size=1e-6, euler_angles=random_euler(4, 2)
     )
     builder = RvePlasticityWorkChain.get_builder_from_protocol(
         codes['moose'], 'Al', microstructure=micro, protocol='fast'

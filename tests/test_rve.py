@@ -1,8 +1,9 @@
 """Periodic RVE of a grain map (MOOSE homogenisation): effective elastic constants against analytic references.
 
-The references are written here, separately from the package: the isotropic moduli from Lame's constants, the
-directional modulus of a cubic crystal along <100>, and the Voigt and Reuss bounds from rotations made with scipy's
-``Rotation`` (not the package's Bunge matrices) and a rank-4 tensor rotation.
+The references are written in the tests (here and in ``rve_helpers.py``), separately from the package: the
+isotropic moduli from Lame's constants, the directional modulus of a cubic crystal along <100>, and the Voigt and
+Reuss bounds from rotations made with scipy's ``Rotation`` (not the package's Bunge matrices) and a rank-4 tensor
+rotation.
 """
 
 from __future__ import annotations
@@ -11,89 +12,25 @@ import numpy as np
 import pytest
 from aiida import orm
 from aiida.engine import run_get_node
-from scipy.spatial.transform import Rotation
+from rve_helpers import CU, crystal_to_sample, cubic_elastic, random_euler, sample_stiffness, voigt_reuss, voronoi_map
 
-from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.engines.moose import rve
 from aiida_multiscale.workflows.functions.rve import validate_rve_parameters
 from aiida_multiscale.workflows.rve import RveElasticityWorkChain
 
-#: Cu at room temperature, GPa: Simmons and Wang, Single Crystal Elastic Constants and Calculated Aggregate
-#: Properties (MIT Press, 1971).  Zener ratio 2 C44 / (C11 - C12) = 3.2: strongly anisotropic.
-CU = (168.4, 121.4, 75.4)
-PAIRS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
-
 
 # ------------------------------------------------------------------------------------------- independent references
-def _voronoi_map(n_grains: int, shape: tuple[int, int], seed: int) -> np.ndarray:
-    """A periodic Voronoi map by brute force (minimum-image distance to random seeds), relabelled 0..n-1."""
-    rng = np.random.default_rng(seed)
-    ny, nx = shape
-    seeds = rng.uniform(0, 1, (n_grains, 2)) * [nx, ny]
-    y, x = np.mgrid[0:ny, 0:nx] + 0.5
-    d = np.abs(x[..., None] - seeds[:, 0])
-    d = np.minimum(d, nx - d) ** 2
-    e = np.abs(y[..., None] - seeds[:, 1])
-    d = d + np.minimum(e, ny - e) ** 2
-    labels = np.argmin(d, axis=-1)
-    return np.unique(labels, return_inverse=True)[1].reshape(shape)
-
-
-def _random_euler(count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.column_stack(
-        [rng.uniform(0, 360, count), np.degrees(np.arccos(rng.uniform(-1, 1, count))), rng.uniform(0, 360, count)]
-    )
-
-
-def _crystal_to_sample(euler_deg) -> np.ndarray:
-    """Bunge (phi1, Phi, phi2): the crystal -> sample rotation is the intrinsic z-x'-z'' rotation by those angles."""
-    return Rotation.from_euler('ZXZ', euler_deg, degrees=True).as_matrix()
-
-
-def _cubic_tensor(c11, c12, c44) -> np.ndarray:
-    delta = np.eye(3)
-    tensor = c12 * np.einsum('ij,kl->ijkl', delta, delta) + c44 * (
-        np.einsum('ik,jl->ijkl', delta, delta) + np.einsum('il,jk->ijkl', delta, delta)
-    )
-    for i in range(3):
-        tensor[i, i, i, i] = c11
-    return tensor
-
-
-def _voigt_matrix(tensor) -> np.ndarray:
-    return np.array([[tensor[i, j, k, m] for k, m in PAIRS] for i, j in PAIRS])
-
-
-def _sample_stiffness(constants, euler_deg) -> np.ndarray:
-    r = _crystal_to_sample(euler_deg)
-    return _voigt_matrix(np.einsum('ia,jb,kc,ld,abcd->ijkl', r, r, r, r, _cubic_tensor(*constants)))
-
-
-def _voigt_reuss(constants, euler, weights) -> tuple[np.ndarray, np.ndarray]:
-    """Voigt stiffness (mean C) and Reuss compliance (mean S) of the grains, engineering-shear Voigt matrices."""
-    stiffnesses = [_sample_stiffness(constants, angles) for angles in euler]
-    voigt = sum(w * c for w, c in zip(weights, stiffnesses))
-    reuss = sum(w * np.linalg.inv(c) for w, c in zip(weights, stiffnesses))
-    return voigt, reuss
-
-
 def test_reference_rotation_convention():
     """The test's own rotation against a literature orientation: Bunge (0, 54.7356, 45) puts crystal [111] on z."""
-    r = _crystal_to_sample([0.0, np.degrees(np.arccos(1 / np.sqrt(3))), 45.0])
+    r = crystal_to_sample([0.0, np.degrees(np.arccos(1 / np.sqrt(3))), 45.0])
     np.testing.assert_allclose(r @ (np.ones(3) / np.sqrt(3)), [0, 0, 1], atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
 def _run(codes, grain_ids, euler, constants, **parameters):
     micro = MicrostructureData(grain_ids=grain_ids, pixel_size=1e-6, euler_angles=euler)
-    elastic = HandoffData(
-        {
-            name: {'value': value, 'unit': 'GPa', 'note': 'test input'}
-            for name, value in zip(('c11', 'c12', 'c44'), constants)
-        }
-    )
+    elastic = cubic_elastic(constants)
     builder = RveElasticityWorkChain.get_builder()
     builder.moose.code = codes['moose']
     builder.moose.metadata.options.max_wallclock_seconds = 600
@@ -114,8 +51,8 @@ def test_isotropic_crystal_any_map_real(codes):
     lam = youngs * poisson / ((1 + poisson) * (1 - 2 * poisson))
     mu = youngs / (2 * (1 + poisson))
     constants = ((lam + 2 * mu) / 1e9, lam / 1e9, mu / 1e9)  # GPa
-    grains = _voronoi_map(5, (10, 12), seed=4)
-    elasticity, stiffness, _ = _run(codes, grains, _random_euler(grains.max() + 1, seed=5), constants)
+    grains = voronoi_map(5, (10, 12), seed=4)
+    elasticity, stiffness, _ = _run(codes, grains, random_euler(grains.max() + 1, seed=5), constants)
     assert elasticity.value('youngs_modulus', 'Pa') == pytest.approx(youngs, rel=1e-6)
     assert elasticity.value('poisson_ratio') == pytest.approx(poisson, rel=1e-6)
     assert elasticity.value('c11_eff', 'Pa') == pytest.approx(lam + 2 * mu, rel=1e-6)
@@ -135,12 +72,12 @@ def test_copper_aggregate_inside_voigt_reuss_real(codes):
     between the bounds'.  The bulk modulus is exact: all cubic grains share K = (C11 + 2 C12) / 3, and a uniform
     hydrostatic strain is then an exact solution.
     """
-    grains = _voronoi_map(8, (16, 16), seed=11)
-    euler = _random_euler(grains.max() + 1, seed=12)
+    grains = voronoi_map(8, (16, 16), seed=11)
+    euler = random_euler(grains.max() + 1, seed=12)
     elasticity, stiffness, micro = _run(codes, grains, euler, CU)
     weights = np.bincount(grains.ravel()) / grains.size
     np.testing.assert_allclose(elasticity.metadata['grain_fractions'], weights)  # one element per pixel
-    voigt, reuss = _voigt_reuss(np.array(CU) * 1e9, euler, weights)
+    voigt, reuss = voigt_reuss(np.array(CU) * 1e9, euler, weights)
     e_voigt, e_reuss = 1 / np.linalg.inv(voigt)[0, 0], 1 / reuss[0, 0]
     youngs = elasticity.value('youngs_modulus', 'Pa')
     assert e_reuss < youngs < e_voigt, (e_reuss, youngs, e_voigt)
@@ -167,9 +104,7 @@ def test_single_grain_along_100_real(codes):
     e_y = 1 / np.linalg.inv(stiffness)[1, 1] / 1e9
     assert abs(e_y / e100 - 1) > 0.1
     # The whole matrix is the rotated crystal's: a single grain is homogeneous under periodic conditions.
-    np.testing.assert_allclose(
-        stiffness, _sample_stiffness(np.array(CU) * 1e9, [0.0, 35.0, 0.0]), atol=1e-6 * c11 * 1e9
-    )
+    np.testing.assert_allclose(stiffness, sample_stiffness(np.array(CU) * 1e9, [0.0, 35.0, 0.0]), atol=1e-6 * c11 * 1e9)
 
 
 # ------------------------------------------------------------------------------------------ refusals before running
