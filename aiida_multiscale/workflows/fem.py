@@ -18,6 +18,7 @@ from aiida_multiscale.workflows.base.moose import (
     define_walltime_restarts,
     max_iterations_with_walltime_restarts,
     rung_exit_code,
+    set_moose_code,
     warn_walltime_restarts,
 )
 from aiida_multiscale.workflows.functions.fem import (
@@ -176,15 +177,9 @@ class FemWorkChain(ProtocolMixin, WorkChain):
         :param options: ``metadata.options`` of the MooseCalculation, on top of the protocol's; checked by
             :func:`aiida_multiscale.resources.resolve_options`.
         """
-        from aiida_multiscale.resources import resolve_options
-
         inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
-        builder.moose.code = code
-        threads = inputs.get('threads') or 1
-        builder.moose.metadata.options = resolve_options('fem', code, inputs.get('options'), options, threads)
-        if inputs.get('threads'):
-            builder.moose.threads = orm.Int(inputs['threads'])
+        set_moose_code(builder, code, 'fem', inputs, options)
         if microstructure is not None:
             builder.microstructure = microstructure
         if elastic is not None:

@@ -12,7 +12,7 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.engines.moose import plasticity as cp
 from aiida_multiscale.engines.moose.rve import MAX_ELEMENTS, rve_mesh_shape
-from aiida_multiscale.workflows.base.moose import MooseBaseWorkChain, rung_exit_code
+from aiida_multiscale.workflows.base.moose import MooseBaseWorkChain, rung_exit_code, set_moose_code
 from aiida_multiscale.workflows.fem import validate_elastic
 from aiida_multiscale.workflows.functions.plasticity import (
     ASSUMPTION_UNITS,
@@ -209,8 +209,6 @@ class RvePlasticityWorkChain(ProtocolMixin, WorkChain):
 
         :param options: ``metadata.options`` of the MooseCalculation, on top of the protocol's.
         """
-        from aiida_multiscale.resources import resolve_options
-
         inputs = cls.get_protocol_inputs(protocol, overrides)
         if element not in inputs['assumptions']:
             raise ValueError(
@@ -218,11 +216,7 @@ class RvePlasticityWorkChain(ProtocolMixin, WorkChain):
                 f'{sorted(inputs["assumptions"])}): add them through overrides or give `assumptions` to the builder'
             )
         builder = cls.get_builder()
-        builder.moose.code = code
-        threads = inputs.get('threads') or 1
-        builder.moose.metadata.options = resolve_options('fem', code, inputs.get('options'), options, threads)
-        if inputs.get('threads'):
-            builder.moose.threads = orm.Int(inputs['threads'])
+        set_moose_code(builder, code, 'fem', inputs, options)
         builder.element = orm.Str(element)
         builder.assumptions = make_plasticity_assumptions(element, inputs['assumptions'][element])
         parameters = dict(inputs['parameters'])

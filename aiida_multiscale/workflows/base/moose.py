@@ -41,6 +41,7 @@ __all__ = (
     'define_walltime_restarts',
     'max_iterations_with_walltime_restarts',
     'rung_exit_code',
+    'set_moose_code',
     'walltime_restart',
     'warn_walltime_restarts',
 )
@@ -164,6 +165,23 @@ def rung_exit_code(exit_codes, node: orm.WorkflowNode, **context) -> ExitCode:
     return exit_codes.ERROR_MOOSE_FAILED.format(
         pk=node.pk, status=node.exit_status, message=node.exit_message or '', **context
     )
+
+
+def set_moose_code(builder, code, kind: str, inputs: dict, options: dict | None) -> None:
+    """The ``moose`` namespace of a rung's builder from its protocol ``inputs``: code, options and threads.
+
+    One place for the rungs that run a single MooseBaseWorkChain with the protocol's ``threads`` (FEM, crystal
+    plasticity), so that they resolve their options alike: ``options`` over the protocol's ``options``, checked by
+    :func:`aiida_multiscale.resources.resolve_options` for ``kind`` with the threads; ``threads`` set only when the
+    protocol gives them (the calculation's default is one).
+    """
+    from aiida_multiscale.resources import resolve_options
+
+    builder.moose.code = code
+    threads = inputs.get('threads') or 1
+    builder.moose.metadata.options = resolve_options(kind, code, inputs.get('options'), options, threads)
+    if inputs.get('threads'):
+        builder.moose.threads = orm.Int(inputs['threads'])
 
 
 # ------------------------------------------------------------------ the deprecated walltime_restarts of the rungs
