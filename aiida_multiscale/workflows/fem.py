@@ -29,6 +29,7 @@ from aiida_multiscale.workflows.functions.fem import (
     fem_stress_map,
     parameters_with_defaults,
 )
+from aiida_multiscale.workflows.functions.parameters import check_parameter_ranges
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 
 __all__ = ('FemWorkChain',)
@@ -72,15 +73,7 @@ def validate_parameters(node, _):
     """Only known keys, each a number in its range."""
     if node is None:
         return None
-    values = node.get_dict()
-    unknown = set(values) - set(default_parameters())
-    if unknown:
-        return f'parameters: unknown keys {sorted(unknown)}; allowed: {", ".join(default_parameters())}'
-    for key, (low, high) in _RANGES.items():
-        if key in values:
-            value = values[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
-                return f'parameters: {key} = {value!r} must be a number in ({low}, {high}]'
+    return check_parameter_ranges(node.get_dict(), default_parameters(), _RANGES)
 
 
 def validate_inputs(inputs, _):

@@ -26,7 +26,7 @@ from aiida_multiscale.physics.plasticity import (
     sachs_taylor_yield,
     schmid_factors,
 )
-from aiida_multiscale.workflows.functions.rve import check_parameter_ranges, parameters_with_defaults
+from aiida_multiscale.workflows.functions.parameters import check_parameter_ranges, fill_defaults
 from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
 __all__ = (
@@ -146,7 +146,7 @@ def validate_plasticity_assumptions(node, _=None) -> str | None:
 # ------------------------------------------------------------------------------------------------- parameters
 def plasticity_parameters(node: orm.Dict | dict | None) -> dict:
     """The ``parameters`` (a Dict, a dict or None) with the defaults filled in."""
-    return parameters_with_defaults(node, DEFAULT_PARAMETERS)
+    return fill_defaults(node, DEFAULT_PARAMETERS)
 
 
 def validate_plasticity_parameters(node, _=None) -> str | None:

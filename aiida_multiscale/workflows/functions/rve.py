@@ -13,11 +13,10 @@ from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.engines.moose import rve
 from aiida_multiscale.engines.moose.solid_mechanics import element_grain_map
 from aiida_multiscale.physics.units import factor
+from aiida_multiscale.workflows.functions.parameters import check_parameter_ranges, fill_defaults
 
 __all__ = (
     'DEFAULT_PARAMETERS',
-    'check_parameter_ranges',
-    'parameters_with_defaults',
     'rve_effective_elasticity',
     'rve_elasticity_input',
     'rve_parameters',
@@ -31,38 +30,9 @@ _RANGES = {'applied_strain': (0.0, 0.01), 'mesh_scale': (0.0, 4.0), 'layers': (0
 _AXES = 'xyz'
 
 
-def parameters_with_defaults(node: orm.Dict | dict | None, defaults: dict) -> dict:
-    """The ``parameters`` (a Dict, a dict or None) over a copy of ``defaults``.
-
-    Shared by the elastic and the crystal-plasticity RVE, whose ``parameters`` inputs work alike.
-    """
-    values = dict(defaults)
-    values.update(node.get_dict() if isinstance(node, orm.Dict) else (node or {}))
-    return values
-
-
-def check_parameter_ranges(values: dict, defaults: dict, ranges: dict, hints: dict | None = None) -> str | None:
-    """The first problem of ``values``: a key not in ``defaults``, or a value outside its ``ranges`` entry.
-
-    :param ranges: ``{key: (low, high)}``, ``low`` excluded, ``high`` included; the value must be a number (not bool).
-    :param hints: ``{key: text}`` appended to the out-of-range message of that key.
-    :returns: the message (``parameters: ...``), or None.
-    """
-    unknown = set(values) - set(defaults)
-    if unknown:
-        return f'parameters: unknown keys {sorted(unknown)}; allowed: {", ".join(defaults)}'
-    for key, (low, high) in ranges.items():
-        if key in values:
-            value = values[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
-                hint = (hints or {}).get(key, '')
-                return f'parameters: {key} = {value!r} must be a number in ({low}, {high}]{hint}'
-    return None
-
-
 def rve_parameters(node: orm.Dict | dict | None) -> dict:
     """The ``parameters`` (a Dict, a dict or None) with the defaults filled in."""
-    return parameters_with_defaults(node, DEFAULT_PARAMETERS)
+    return fill_defaults(node, DEFAULT_PARAMETERS)
 
 
 def validate_rve_parameters(node, _=None) -> str | None:
