@@ -10,7 +10,7 @@ from aiida.common.links import LinkType
 from aiida_multiscale.bridges import BRIDGES
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.provenance.caching import called_calculations
-from aiida_multiscale.provenance.calls import read_snapshot, sql_session
+from aiida_multiscale.provenance.calls import read_snapshot, select, sql_session, walk_links
 
 __all__ = ('Lineage', 'dft_calculation_summary', 'dft_result_summary', 'find_macro', 'trace', 'trace_json')
 
@@ -108,6 +108,8 @@ def _ancestor_links(start: int) -> list[tuple[int, int, str, str]]:
     aiida's ``traverse_graph``, one query per generation (about 17 for a chain).
     """
     session = sql_session()
+    if session is not None and session.get_bind().dialect.name == 'sqlite':
+        return walk_links(session, start, (LinkType.CREATE.value, LinkType.INPUT_CALC.value), backward=True)
     if session is not None:
         from sqlalchemy import text
 
@@ -278,18 +280,6 @@ def _trace(node: orm.Node) -> Lineage:
     )
 
 
-def _select(session, sql: str, **params) -> list[tuple]:
-    """The rows of ``sql`` with ``params``; a list, set or tuple parameter is expanded (``id IN :pks``)."""
-    from sqlalchemy import bindparam, text
-
-    statement = text(sql)
-    lists = [name for name, value in params.items() if isinstance(value, list | set | tuple)]
-    if lists:
-        statement = statement.bindparams(*(bindparam(name, expanding=True) for name in lists))
-    values = {name: list(value) if name in lists else value for name, value in params.items()}
-    return [tuple(row) for row in session.execute(statement, values)]
-
-
 def _attribute_sql(session, column: str, key: str) -> str:
     """SQL of the text value of attribute ``key`` of the JSON ``column`` (``key`` is a constant of this module)."""
     if session.get_bind().dialect.name == 'postgresql':
@@ -310,7 +300,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
     if isinstance(node, orm.ProcessNode):
         link_type = LinkType.RETURN if isinstance(node, orm.WorkflowNode) else LinkType.CREATE
         sql = "SELECT output_id FROM db_dblink WHERE input_id = :pk AND (type || '') = :type AND label = 'macro'"
-        rows = _select(session, sql, pk=node.pk, type=link_type.value)
+        rows = select(session, sql, pk=node.pk, type=link_type.value)
         macro_pk = rows[0][0] if rows else None
     if macro_pk is None:
         macro_pk = find_macro(node).pk  # a macro HandoffData, or the error that says why there is none
@@ -324,7 +314,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
             inputs_of.setdefault(target, []).append((source, label))
 
     label_sql = _attribute_sql(session, 'attributes', 'process_label')
-    rows = _select(session, f'SELECT id, node_type, process_type, {label_sql} FROM db_dbnode WHERE id IN :pks', pks=pks)
+    rows = select(session, f'SELECT id, node_type, process_type, {label_sql} FROM db_dbnode WHERE id IN :pks', pks=pks)
     node_types = {pk: node_type for pk, node_type, _, _ in rows}
     labels = {pk: label for pk, _, _, label in rows}
     handoff_type = HandoffData._query_type_string
@@ -342,7 +332,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
     callers = {}
     if asked:
         sql = "SELECT output_id, input_id FROM db_dblink WHERE (type || '') = 'call_calc' AND output_id IN :pks"
-        callers = dict(_select(session, sql, pks=asked))
+        callers = dict(select(session, sql, pks=asked))
     creators = {
         bridge: {creator_of[source] for source, _ in inputs_of.get(bridge, ()) if source in creator_of}
         for bridge in bridges
@@ -366,7 +356,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
             AND verify.node_type LIKE :calcfunction AND {_attribute_sql(session, 'verify.attributes', 'process_label')}
             = :label AND result.node_type LIKE :handoff
         """
-        verification_rows = _select(
+        verification_rows = select(
             session,
             sql,
             pks={pk for _, pk in result_links},
@@ -379,7 +369,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
     input_rows = []
     if calc_pks:
         sql = "SELECT output_id, label, input_id FROM db_dblink WHERE (type || '') = 'input_calc' AND output_id IN :pks"
-        input_rows = [row for row in _select(session, sql, pks=calc_pks) if _summary_input(row[1])]
+        input_rows = [row for row in select(session, sql, pks=calc_pks) if _summary_input(row[1])]
 
     # Every node the lineage holds, in one query.
     wanted = {macro_pk} | handoff_pks | calc_pks | {made for _, made in verification_rows}
