@@ -175,6 +175,20 @@ def test_trace_reaches_every_pw_calculation(fast_chain, pseudo_family):
     assert data['weakest_handoff']['quantity'] in ('gb_mobility', 'mobility_prefactor')
 
 
+def test_trace_sql_equals_the_query_builder_path(fast_chain, monkeypatch):
+    """The trace has two implementations written apart: plain SQL on aiida's node and link tables (PostgreSQL and
+    SQLite, for speed) and aiida's QueryBuilder (any other storage).  On the real chain they must give the same JSON,
+    so that neither can drift from the other unseen."""
+    from aiida_multiscale.provenance import calls, lineage, trace, trace_json
+
+    by_sql = trace_json(trace(fast_chain))
+    assert calls.sql_session() is not None  # the suite's PostgreSQL: the line above took the SQL path
+    monkeypatch.setattr(lineage, 'sql_session', lambda: None)
+    by_query_builder = trace_json(trace(fast_chain))
+    assert by_query_builder == by_sql
+    assert len(by_sql['dft_calculations']) >= 7 and len(by_sql['handoffs']) >= 4
+
+
 def tutorial_rows(chain) -> list[str]:
     """The rows of the tutorial's table (docs/tutorial.md, section 6) that the DFT and MD rungs fix, as they must read
     for ``chain``: the test suite's fast chain runs the same DFT and MD protocols as the demo the tutorial shows."""
