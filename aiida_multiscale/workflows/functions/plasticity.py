@@ -339,7 +339,8 @@ def cp_rve_analysis(
     setup = (
         f'periodic crystal-plasticity RVE of {microstructure.grain_count} grains (columnar, {nx} x {ny} x {nz} HEX8), '
         f'uniaxial stress along x at {strain_rate:g} 1/s to {values["strain"]:g} in {int(values["steps"])} steps, '
-        'Kalidindi flow rule and hardening (MOOSE); discretisation error not estimated'
+        'Kalidindi flow rule and hardening (MOOSE); std not given: neither the discretisation error nor the '
+        'uncertainty of the stored assumptions (Hall-Petch, hardening: see their std) is propagated yet'
     )
     flow_note = (
         f'true stress at strain {flow_strain:g}'
