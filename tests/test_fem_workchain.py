@@ -108,16 +108,20 @@ def test_real_polycrystal(codes, tmp_path):
     result = results['mechanics']
     youngs = result.value('youngs_modulus', 'GPa')
     reuss, voigt = result.value('youngs_modulus_reuss', 'GPa'), result.value('youngs_modulus_voigt', 'GPa')
-    # bounds recomputed here, with the test's own tensor rotation and averages
-    expected = youngs_bounds(108.2, 61.3, 28.5, micro.euler_angles, micro.area_fractions)
+    # bounds recomputed here, with the test's own tensor rotation and averages over the RVE mesh's grain fractions
+    rve = node.base.links.get_outgoing(link_label_filter='rve_elasticity_0').one().node.outputs.elasticity
+    expected = youngs_bounds(108.2, 61.3, 28.5, micro.euler_angles, rve.metadata['grain_fractions'])
     assert (voigt, reuss) == pytest.approx(expected, rel=1e-9)
     assert reuss < youngs < voigt
+    # the slab with grips is stiffer than the periodic aggregate (its grips constrain the lateral contraction)
+    assert youngs <= result.value('youngs_modulus_apparent', 'GPa') * (1 + 1e-3)
     assert 0.3 < result.value('poisson_ratio') < 0.4
     assert result.value('stress_concentration') > 1.0
     assert result['youngs_modulus'].unit == 'Pa'
-    # provenance: the numbers come from the calcfunction, whose inputs are the MOOSE output and the handoffs
+    assert 'yield_strength' not in result  # no element: elasticity only
+    # provenance: the numbers come from the calcfunction, whose inputs are the RVE and slab results and the handoffs
     creator = result.base.links.get_incoming(link_type=LinkType.CREATE).one().node
-    assert creator.process_label == 'fem_mechanics'
+    assert creator.process_label == 'fem_summary'
     with results['stress_map'].open(mode='rb') as handle:
         assert handle.read(4) == b'\x89PNG'
     # one MooseBaseWorkChain, which ran one MooseCalculation: the rendered input and its per-element angles
@@ -130,8 +134,9 @@ def test_real_polycrystal(codes, tmp_path):
 
 @pytest.mark.parametrize('stress_gpa', [0.2, 0.01], ids=['above_voigt', 'below_reuss'])
 def test_outside_bounds_hands_nothing_on_mock(codes, stress_gpa):
-    """E_eff outside [Reuss, Voigt] ends the rung with 330 before any output is attached (mock: the MOOSE averages are
-    written by hand, no MOOSE runs); the number stays in the provenance as the fem_mechanics calcfunction's output."""
+    """E_eff outside [Reuss, Voigt] ends the rung with 330 before any output is attached (mock: the RVE's result and
+    the slab's averages are written by hand, no MOOSE runs); the number stays in the provenance as fem_summary's
+    output."""
     import types
 
     from aiida.engine.utils import instantiate_process
@@ -143,16 +148,26 @@ def test_outside_bounds_hands_nothing_on_mock(codes, stress_gpa):
     micro = _voronoi()
     builder = FemWorkChain.get_builder_from_protocol(codes['moose'], micro, _elastic(), protocol='fast')
     process = instantiate_process(get_manager().get_runner(), builder)
-    averages = {'average_stress_xx': stress_gpa, 'average_strain_xx': 1e-3, 'average_strain_yy': -3.5e-4,
-                'max_vonmises': 1.1 * stress_gpa}  # fmt: skip
+    process.setup()
+    averages = {'average_stress_xx': 0.07, 'average_strain_xx': 1e-3, 'average_strain_yy': -3.5e-4,
+                'max_vonmises': 0.08}  # fmt: skip
     parameters = orm.Dict({'postprocessors': averages, 'csv_file': 'elasticity.csv'}).store()
     process.ctx.moose = types.SimpleNamespace(outputs=types.SimpleNamespace(output_parameters=parameters))
+    fractions = (micro.area_fractions).tolist()
+    rve = HandoffData(
+        {name: {'value': value, 'unit': unit, 'std': None, 'note': 'written by hand (mock)'}
+         for name, value, unit in (('youngs_modulus', stress_gpa / 1e-3 * 1e9, 'Pa'),
+                                   ('poisson_ratio', 0.35, 'dimensionless'), ('c11_eff', 1e11, 'Pa'),
+                                   ('c12_eff', 6e10, 'Pa'), ('c44_eff', 2e10, 'Pa'))},
+        metadata={'grain_fractions': fractions},
+    ).store()  # fmt: skip
+    process.ctx.rve_elasticity_0 = types.SimpleNamespace(outputs=types.SimpleNamespace(elasticity=rve))
     exit_code = process.results()
     assert exit_code is not None and exit_code.status == FemWorkChain.exit_codes.ERROR_OUTSIDE_BOUNDS.status == 330
     assert f'E_eff = {stress_gpa / 1e-3:.4g} GPa lies outside the Voigt-Reuss bounds' in exit_code.message
     assert 'mechanics' not in process.outputs and 'stress_map' not in process.outputs
-    voigt, reuss = youngs_bounds(108.2, 61.3, 28.5, micro.euler_angles, micro.area_fractions)
+    voigt, reuss = youngs_bounds(108.2, 61.3, 28.5, micro.euler_angles, fractions)
     assert f'[{reuss:.4g}, {voigt:.4g}]' in exit_code.message
-    (mechanics,) = [link.node for link in parameters.base.links.get_outgoing(link_type=LinkType.INPUT_CALC).all()]
-    assert mechanics.process_label == 'fem_mechanics'
-    assert mechanics.outputs.result.value('youngs_modulus', 'GPa') == pytest.approx(stress_gpa / 1e-3)
+    (summary,) = [link.node for link in rve.base.links.get_outgoing(link_type=LinkType.INPUT_CALC).all()]
+    assert summary.process_label == 'fem_summary'
+    assert summary.outputs.result.value('youngs_modulus', 'GPa') == pytest.approx(stress_gpa / 1e-3)

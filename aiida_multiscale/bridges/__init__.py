@@ -60,6 +60,12 @@ BRIDGE_EXIT_CODES = {
         341,
         'handoff fem_to_macro: the effective Poisson ratio is unphysical: {detail}.',
     ),
+    'ERROR_FEM_TO_MACRO_YIELD_OUTSIDE_BOUNDS': (
+        342,
+        'handoff fem_to_macro: the crystal-plasticity yield strength lies outside its Sachs-Taylor interval: '
+        '{detail}. The RVE mesh is too coarse for its grains or the slip systems, orientations or slip resistances '
+        'do not match.',
+    ),
 }
 
 #: The bridges in chain order: (calcfunction name, from_scale, to_scale).

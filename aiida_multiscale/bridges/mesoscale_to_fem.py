@@ -43,6 +43,32 @@ def interface_width_from_parameters(parameters: dict | None) -> float | None:
     return float(width)
 
 
+def grain_size_terms(
+    size: float, initial: float, interface: HandoffData, misfit: float = 0.0, misfit_uuid: str | None = None
+) -> list[dict]:
+    """The variance-budget terms of ``ln d`` (:mod:`aiida_multiscale.physics.variance`), one per uncertain input.
+
+    Through ``d^2 = d0^2 + A`` with ``A`` proportional to ``M sigma t``: ``d ln d / d ln(M sigma t) = A / (2 d^2)``,
+    and each of ``gb_mobility``, ``gb_energy`` and ``anneal_time`` enters with its relative std read as the std of
+    its logarithm (the mobility is uncertain by orders of magnitude).  The potential's misfit to DFT, when given,
+    is a term of its own (it enters through sigma).
+    """
+    from aiida_multiscale.physics.variance import term
+
+    derivative = max(size**2 - initial**2, 0.0) / (2 * size**2) if size > 0 else 0.0
+    how = 'd ln d/d ln(M sigma t) = (d^2 - d0^2)/(2 d^2), parabolic growth'
+    terms = []
+    for name in ('gb_mobility', 'gb_energy', 'anneal_time'):
+        if name in interface and interface[name].relative_std:
+            terms.append(term(interface.uuid, name, derivative, interface[name].relative_std, log=True, note=how))
+    if misfit:
+        terms.append(
+            term(misfit_uuid, 'potential_misfit', derivative, misfit, log=True,
+                 note=f"{how}; rms relative error of the MD potential against DFT, taken as part of sigma's std")
+        )  # fmt: skip
+    return terms
+
+
 def _growth_law_std(
     size: float, initial: float | None, interface: HandoffData | None, misfit: float = 0.0
 ) -> tuple[float | None, str]:
@@ -123,6 +149,9 @@ def mesoscale_to_fem(
     ):
         misfit, _ = relative_potential_error(potential_check)
     size_std, size_note = _growth_law_std(size, initial, interface, misfit)
+    terms = []
+    if interface is not None and initial is not None:
+        terms = grain_size_terms(size, initial, interface, misfit, potential_check.uuid if misfit else None)
     grains = {
         'mean_grain_size': {'value': size, 'unit': 'm', 'std': size_std, 'note': size_note},
         'grain_count': {
@@ -161,5 +190,5 @@ def mesoscale_to_fem(
     return {
         'elastic': HandoffData(elastic_quantities, metadata=metadata, **common),
         'microstructure': new_microstructure,
-        'grains': HandoffData(grains, metadata={'checks': metadata['checks']}, **common),
+        'grains': HandoffData(grains, metadata={'checks': metadata['checks'], 'ln_grain_size_terms': terms}, **common),
     }

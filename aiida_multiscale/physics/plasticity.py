@@ -42,6 +42,7 @@ __all__ = (
     'FCC_SLIP_SYSTEMS',
     'crystal_loading_directions',
     'hall_petch_slip_resistance',
+    'hardening_increment',
     'sachs_factors',
     'sachs_taylor_yield',
     'schmid_factors',
@@ -49,6 +50,7 @@ __all__ = (
     'taylor_factor',
     'taylor_factors',
     'uniaxial_tension_strain_rate',
+    'yield_strength_sensitivities',
 )
 
 
@@ -287,3 +289,91 @@ def sachs_taylor_yield(orientations, tau_c, weights=None, loading_direction=(1.0
         'sachs_factors': sachs,
         'taylor_factors': taylor,
     }
+
+
+def yield_strength_sensitivities(
+    *,
+    yield_strength: float,
+    rve_taylor_factor: float,
+    taylor_factor_random: float,
+    hall_petch_coefficient: float,
+    mean_inverse_sqrt_size: float,
+    hardening_increment: float,
+    tau_c_mean: float,
+    saturation_strength: float,
+    hardening_exponent: float,
+    rate_sensitivity: float,
+    rate_argument: float,
+) -> dict[str, tuple[float, bool, str]]:
+    """First-order derivatives of a crystal-plasticity RVE's 0.2 % offset yield strength with respect to its inputs.
+
+    The model behind them is the one the RVE runs: each grain starts at ``tau_c,i = (sigma_0 + k / sqrt(d_i)) / M_r``
+    (Hall-Petch at the slip level, ``M_r`` the random-texture Taylor factor) and the RVE yields at
+    ``sigma_y = T <tau_c>``, with ``T`` the Taylor factor the RVE itself shows (its orientations and constraint, held
+    fixed: it does not depend on the slip resistance's scale).  Hence, exactly for that model,
+
+    * ``d sigma_y / d sigma_0 = T / M_r``, ``d sigma_y / d k = (T / M_r) <d^-1/2>``,
+      ``d sigma_y / d M_r = -sigma_y / M_r``, and ``d sigma_y / d ln d = -(T / M_r) k <d^-1/2> / 2`` for a change
+      of every grain's size by the same factor (the grain size handed on by the mesoscale);
+    * the hardening reached by the offset, ``Delta sigma_h`` (``hardening_increment``, the aggregate's hardening rate
+      just past yield times the 0.2 % plastic strain), scales with the Kalidindi hardening rate
+      ``h = h0 (1 - tau/t_sat)^a`` at ``tau = <tau_c>``: ``d sigma_y / d ln h0 = Delta sigma_h``,
+      ``d sigma_y / d ln t_sat = Delta sigma_h a x / (1 - x)`` and ``d sigma_y / d ln a = Delta sigma_h a ln(1 - x)``
+      with ``x = <tau_c> / t_sat``; the latent-hardening ratio ``q`` multiplies the hardening of the latent systems
+      only, so ``Delta sigma_h`` per unit ``q`` is an upper bound of its derivative;
+    * the flow rule ``gamma_dot = a0 (tau / g)^(1/xm)`` makes the stress scale as ``(rate_argument)^xm``, with
+      ``rate_argument = eps_dot T / (5 a0)`` (the slip rate of five active systems over the reference rate):
+      ``d sigma_y / d ln xm = sigma_y xm ln(rate_argument)``.
+
+    :returns: ``{assumption name: (derivative, in ln units?, how)}``; ``'mean_grain_size'`` for the ln d derivative.
+    """
+    ratio = rve_taylor_factor / taylor_factor_random
+    x = min(tau_c_mean / saturation_strength, 1.0 - 1e-12)
+    return {
+        'friction_stress': (ratio, False, 'd sigma_y/d sigma_0 = T/M_r (Hall-Petch at the slip level)'),
+        'hall_petch_coefficient': (ratio * mean_inverse_sqrt_size, False, 'd sigma_y/d k = (T/M_r) <d^-1/2>'),
+        'taylor_factor_random': (-yield_strength / taylor_factor_random, False, 'd sigma_y/d M_r = -sigma_y/M_r'),
+        'mean_grain_size': (
+            -0.5 * ratio * hall_petch_coefficient * mean_inverse_sqrt_size,
+            True,
+            'd sigma_y/d ln d = -(T/M_r) k <d^-1/2>/2 (Hall-Petch)',
+        ),
+        'hardening_modulus': (hardening_increment, True, 'd sigma_y/d ln h0 = hardening reached at the offset'),
+        'saturation_strength': (
+            hardening_increment * hardening_exponent * x / (1.0 - x),
+            True,
+            'd sigma_y/d ln t_sat through h = h0 (1 - tau/t_sat)^a',
+        ),
+        'hardening_exponent': (
+            hardening_increment * hardening_exponent * math.log1p(-x),
+            True,
+            'd sigma_y/d ln a through h = h0 (1 - tau/t_sat)^a',
+        ),
+        'latent_hardening_ratio': (
+            hardening_increment,
+            False,
+            'upper bound: all of the hardening reached at the offset counted as latent',
+        ),
+        'rate_sensitivity': (
+            yield_strength * rate_sensitivity * math.log(rate_argument),
+            True,
+            'd sigma_y/d ln xm = sigma_y xm ln(eps_dot T/(5 a0)) (Kalidindi flow rule)',
+        ),
+    }
+
+
+def hardening_increment(strain, stress, yield_strain: float, offset: float = 0.002) -> float:
+    """The stress the hardening adds over a plastic strain of ``offset`` just past yield: slope times ``offset``.
+
+    The slope is a least-squares line through the points of the flow curve between ``yield_strain`` and
+    ``yield_strain + offset`` (at least the two points that bracket the interval's end), so it is the aggregate's
+    hardening rate where the 0.2 % offset yield is read; 0 for a curve that softens there.
+    """
+    strain = np.asarray(strain, dtype=float)
+    stress = np.asarray(stress, dtype=float)
+    inside = np.flatnonzero((strain >= yield_strain) & (strain <= yield_strain + offset))
+    if inside.size < 2:
+        after = np.flatnonzero(strain >= yield_strain)
+        inside = after[:2] if after.size >= 2 else np.arange(max(strain.size - 2, 0), strain.size)
+    slope = np.polyfit(strain[inside], stress[inside], 1)[0]
+    return float(max(slope, 0.0) * offset)

@@ -42,8 +42,21 @@ class Lineage:
         default=None, repr=False, compare=False
     )
 
+    def variance_budget(self) -> list[dict]:
+        """The macro node's variance budgets (one per macro quantity, terms ranked by share); [] for older chains."""
+        return list(self.macro.metadata.get('variance_budget') or [])
+
     def weakest_handoff(self) -> dict | None:
-        """The handoff quantity with the largest relative std: where the chain's uncertainty comes from."""
+        """The uncertain input with the largest share of a macro quantity's variance: what the answer depends on most.
+
+        ``{uuid, quantity, macro_quantity, share, basis: 'variance_share'}`` from the macro node's variance budget.  A
+        macro node without a budget (made before it existed) falls back to the handoff quantity with the largest
+        relative std, ``{uuid, quantity, relative_std, basis: 'relative_std'}``: where the std is largest, whether or
+        not the answer depends on it.
+        """
+        weakest = self.macro.metadata.get('weakest')
+        if weakest:
+            return {**weakest, 'basis': 'variance_share'}
         best = None
         for node in self.handoffs:
             for name in node.names:
@@ -51,7 +64,7 @@ class Lineage:
                 if relative is None:
                     continue
                 if best is None or relative > best['relative_std']:
-                    best = {'uuid': node.uuid, 'quantity': name, 'relative_std': relative}
+                    best = {'uuid': node.uuid, 'quantity': name, 'relative_std': relative, 'basis': 'relative_std'}
         return best
 
 
@@ -606,4 +619,5 @@ def _trace_json(lineage: Lineage) -> dict:
         ],
         'dft_calculations': _dft_summaries(lineage.dft_calculations, lineage.calculation_inputs),
         'weakest_handoff': lineage.weakest_handoff(),
+        'variance_budget': lineage.variance_budget(),
     }

@@ -62,7 +62,7 @@ def plot_eos(dft, path: pathlib.Path) -> pathlib.Path:
 
 
 def write_pictures(chain, folder) -> list[pathlib.Path]:
-    """Graph SVG, grain maps before/after, the FEM stress map and the DFT EOS fit of a finished chain, in ``folder``."""
+    """Graph SVG, grain maps, FEM stress map, flow curves, variance budget and DFT EOS fit of a chain, in ``folder``."""
     from aiida.common.links import LinkType
 
     from aiida_multiscale.provenance.graph import write_graph
@@ -74,10 +74,15 @@ def write_pictures(chain, folder) -> list[pathlib.Path]:
         written.append(chain.outputs.initial_microstructure.write_png(folder / 'grains_before.png'))
     if 'microstructure' in chain.outputs:
         written.append(chain.outputs.microstructure.write_png(folder / 'grains_after.png'))
-    if 'stress_map' in chain.outputs:
-        path = folder / 'stress_map.png'
-        path.write_bytes(chain.outputs.stress_map.get_content(mode='rb'))
-        written.append(path)
+    for output, filename in (
+        ('stress_map', 'stress_map.png'),
+        ('flow_curve_plot', 'flow_curves.png'),
+        ('variance_budget_plot', 'variance_budget.png'),
+    ):
+        if output in chain.outputs:
+            path = folder / filename
+            path.write_bytes(chain.outputs[output].get_content(mode='rb'))
+            written.append(path)
     rungs = {link.link_label: link.node for link in chain.base.links.get_outgoing(link_type=LinkType.CALL_WORK).all()}
     if 'dft' in rungs and rungs['dft'].is_finished_ok:
         written.append(plot_eos(rungs['dft'], folder / 'eos_fit.png'))

@@ -154,12 +154,46 @@ def render_text(lineage: Lineage) -> str:
         if calc.get('cached_from'):
             lines.append(f'{pipe}    reused from the cache: a copy of PwCalculation {calc["cached_from"]}')
     lines.append('')
+    lines.extend(_budget_lines(data))
     if weakest:
-        bridge = next((h['bridge'] for h in data['handoffs'] if h['uuid'] == weakest['uuid']), '?')
-        lines.append(
-            f'weakest handoff: {bridge} {weakest["quantity"]} (relative std {weakest["relative_std"]:.3g}) '
-            f'in {weakest["uuid"]}'
-        )
+        source = weakest_source(data, weakest)
+        if weakest.get('basis') == 'variance_share':
+            lines.append(
+                f'weakest handoff: {source} {weakest["quantity"]} ({weakest["share"]:.0%} of the variance of '
+                f'{weakest["macro_quantity"]})' + (f' in {weakest["uuid"]}' if weakest['uuid'] else '')
+            )
+        else:
+            lines.append(
+                f'weakest handoff: {source} {weakest["quantity"]} (relative std {weakest["relative_std"]:.3g}; no '
+                f'variance budget in this macro node) in {weakest["uuid"]}'
+            )
     else:
         lines.append('weakest handoff: no handoff carries a std')
     return '\n'.join(lines)
+
+
+def weakest_source(data: dict, weakest: dict) -> str:
+    """What holds the weakest input: a bridge's name, ``assumption``, or ``sampling`` (the spread over realisations)."""
+    if weakest.get('uuid') is None:
+        return 'sampling'
+    bridge = next((h['bridge'] for h in data['handoffs'] if h['uuid'] == weakest['uuid']), None)
+    return bridge or 'assumption'
+
+
+def _budget_lines(data: dict, top: int = 4) -> list[str]:
+    """Per macro quantity, its relative std and the inputs with the largest shares of its variance."""
+    budgets = data.get('variance_budget') or []
+    if not budgets:
+        return []
+    lines = ['variance budget (first order: share of each input in the variance of each macro quantity)']
+    for entry_budget in budgets:
+        relative = entry_budget.get('relative_std')
+        head = f'  {entry_budget["macro_quantity"]}' + (f' (relative std {relative:.3g})' if relative else '')
+        shares = [
+            f'{e["quantity"]}{" (ln)" if e["log"] else ""} {e["share"]:.0%}'
+            for e in entry_budget['entries'][:top]
+            if e['share'] is not None
+        ]
+        lines.append(f'{head}: ' + ', '.join(shares))
+    lines.append('')
+    return lines

@@ -16,6 +16,7 @@ from aiida_multiscale.bridges.mesoscale_to_fem import mesoscale_to_fem
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.physics.elements import MELTING_POINTS
+from aiida_multiscale.workflows.functions.budget import variance_budget_plot
 from aiida_multiscale.workflows.functions.md import compare_potential_with_dft
 from aiida_multiscale.workflows.protocols.anneal import resolve_anneal
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin, load_protocol_file, merge_overrides
@@ -106,10 +107,10 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         spec.expose_inputs(
             FemWorkChain,
             namespace='fem',
-            exclude=('microstructure', 'elastic'),
+            exclude=('microstructure', 'elastic', 'element'),
             namespace_options={
-                'help': 'Inputs of the FEM rung (FemWorkChain); the chain sets the microstructure '
-                'and elastic constants (mesoscale_to_fem handoff).'
+                'help': 'Inputs of the FEM rung (FemWorkChain); the chain sets the microstructure, the elastic '
+                'constants (mesoscale_to_fem handoff) and, when fem.plasticity is given, the element.'
             },
         )
         spec.inputs.validator = validate_chain_inputs
@@ -134,8 +135,11 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         spec.output(
             'macro',
             valid_type=HandoffData,
-            help='The macro prediction: youngs_modulus [Pa], poisson_ratio, youngs_modulus_voigt [Pa], '
-            'youngs_modulus_reuss [Pa], stress_concentration, mean_grain_size [m], each with std.',
+            help='The macro prediction, each quantity with its std: youngs_modulus [Pa], poisson_ratio, c11_eff, '
+            'c12_eff, c44_eff, youngs_modulus_voigt, youngs_modulus_reuss, youngs_modulus_apparent [Pa], '
+            'stress_concentration; with crystal plasticity yield_strength, yield_strength_sachs, '
+            'yield_strength_taylor, flow_stress [Pa], taylor_factor; mean_grain_size [m], grain_count. The variance '
+            'budget of each quantity and the weakest input are in its metadata.',
         )
         spec.output_namespace(
             'handoffs',
@@ -166,6 +170,18 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             valid_type=orm.SinglefileData,
             required=False,
             help='PNG of the von Mises stress of the FEM rung.',
+        )
+        spec.output(
+            'flow_curve_plot',
+            valid_type=orm.SinglefileData,
+            required=False,
+            help='PNG of the flow curve of every realisation with its Sachs-Taylor band (crystal plasticity).',
+        )
+        spec.output(
+            'variance_budget_plot',
+            valid_type=orm.SinglefileData,
+            required=False,
+            help='PNG of the variance budget: the share of each uncertain input in each macro quantity.',
         )
 
         # 30x: a rung failed (its own exit code and message are in the report).  Unrecoverable for the chain.
@@ -266,9 +282,9 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
 
         fem = FemWorkChain.get_builder_from_protocol(
             codes['moose'], None, None, protocol=inputs['fem']['protocol'], overrides=inputs['fem']['overrides'],
-            options=rung_options['fem'],
+            options=rung_options['fem'], element=element,
         )  # fmt: skip
-        builder.fem = cls._prune(fem, ('microstructure', 'elastic'))
+        builder.fem = cls._prune(fem, ('microstructure', 'elastic', 'element'))
         builder.metadata.label = f'{element} multiscale chain ({protocol or cls.get_default_protocol()})'
         return builder
 
@@ -438,6 +454,8 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         inputs = self.exposed_inputs(FemWorkChain, namespace='fem')
         inputs['microstructure'] = self.ctx.mesoscale_to_fem['microstructure']
         inputs['elastic'] = self.ctx.mesoscale_to_fem['elastic']
+        if inputs.get('plasticity'):
+            inputs['element'] = self.inputs.element
         inputs.setdefault('metadata', {})['call_link_label'] = 'fem'
         node = self.submit(FemWorkChain, **inputs)
         self.report(f'launched FemWorkChain<{node.pk}>')
@@ -448,23 +466,39 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
 
     def bridge_fem_to_macro(self):
         fem = self.ctx.fem
-        results, error = self._run_bridge(
-            fem_to_macro,
-            mechanics=fem.outputs.mechanics,
-            elastic=self.ctx.mesoscale_to_fem['elastic'],
-            microstructure=self.ctx.mesoscale_to_fem['microstructure'],
-            grains=self.ctx.mesoscale_to_fem['grains'],
-        )
+        kwargs = {
+            'mechanics': fem.outputs.mechanics,
+            'elastic': self.ctx.mesoscale_to_fem['elastic'],
+            'microstructure': self.ctx.mesoscale_to_fem['microstructure'],
+            'grains': self.ctx.mesoscale_to_fem['grains'],
+        }
+        plasticity = self.inputs.fem.get('plasticity') or {}
+        if 'assumptions' in plasticity:
+            kwargs['assumptions'] = plasticity['assumptions']
+        results, error = self._run_bridge(fem_to_macro, **kwargs)
         if error:
             return error
-        self.out('macro', results['macro'])
-        if 'stress_map' in fem.outputs:
-            self.out('stress_map', fem.outputs.stress_map)
         macro = results['macro']
-        self.report(
-            'macro: E = {:.2f} +/- {:.2f} GPa, nu = {:.3f}'.format(
-                macro['youngs_modulus'].value / 1e9,
-                (macro['youngs_modulus'].std or 0) / 1e9,
-                macro['poisson_ratio'].value,
-            )  # fmt: skip
+        self.out('macro', macro)
+        for name in ('stress_map', 'flow_curve_plot'):
+            if name in fem.outputs:
+                self.out(name, fem.outputs[name])
+        if macro.metadata.get('variance_budget'):
+            self.out(
+                'variance_budget_plot',
+                variance_budget_plot(macro, metadata={'call_link_label': 'variance_budget_plot'}),
+            )
+        summary = 'macro: E = {:.2f} +/- {:.2f} GPa, nu = {:.3f}'.format(
+            macro['youngs_modulus'].value / 1e9, (macro['youngs_modulus'].std or 0) / 1e9, macro['poisson_ratio'].value
         )
+        if 'yield_strength' in macro:
+            summary += ', yield strength {:.1f} +/- {:.1f} MPa'.format(
+                macro['yield_strength'].value / 1e6, (macro['yield_strength'].std or 0) / 1e6
+            )
+        weakest = macro.metadata.get('weakest')
+        if weakest:
+            summary += (
+                f'; weakest input: {weakest["quantity"]} ({weakest["share"]:.0%} of the variance of '
+                f'{weakest["macro_quantity"]})'
+            )
+        self.report(summary)

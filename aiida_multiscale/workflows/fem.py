@@ -1,4 +1,4 @@
-"""``FemWorkChain``: effective elastic moduli of a polycrystal from MOOSE, with Voigt/Reuss/Hill bounds, stress map."""
+"""``FemWorkChain``: a polycrystal's effective elastic constants and yield strength from periodic RVEs in MOOSE."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from aiida.engine import ToContext, WorkChain
 from aiida_multiscale.bridges.fem_to_macro import BOUNDS_TOLERANCE
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
-from aiida_multiscale.engines.moose.solid_mechanics import FILE_BASE, STRESS_UNIT
-from aiida_multiscale.physics import elasticity as mechanics
+from aiida_multiscale.engines.moose.solid_mechanics import FILE_BASE
 from aiida_multiscale.workflows.base.moose import (
     MooseBaseWorkChain,
     define_walltime_restarts,
@@ -22,15 +21,20 @@ from aiida_multiscale.workflows.base.moose import (
     warn_walltime_restarts,
 )
 from aiida_multiscale.workflows.functions.fem import (
-    cubic_constants,
     default_parameters,
     fem_input,
     fem_mechanics,
     fem_stress_map,
+    fem_summary,
+    flow_curve_plot,
     parameters_with_defaults,
+    validate_elastic,
 )
 from aiida_multiscale.workflows.functions.parameters import check_parameter_ranges
+from aiida_multiscale.workflows.plasticity import BOUNDS_TOLERANCE as YIELD_BOUNDS_TOLERANCE
+from aiida_multiscale.workflows.plasticity import RvePlasticityWorkChain, yield_outside_bounds
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
+from aiida_multiscale.workflows.rve import RveElasticityWorkChain
 
 __all__ = ('FemWorkChain',)
 
@@ -53,22 +57,6 @@ _EXCLUDED_INPUTS = (
 
 
 # ---------------------------------------------------------------------------------------------------- validators
-def validate_elastic(node, _):
-    """c11, c12 and c44 present, in a pressure unit, and Born-stable."""
-    if node is None:
-        return None
-    missing = [name for name in ('c11', 'c12', 'c44') if name not in node]
-    if missing:
-        return f'elastic: quantities {missing} are missing; it needs c11, c12 and c44 (cubic, any pressure unit)'
-    try:
-        constants = cubic_constants(node, STRESS_UNIT)
-    except Exception as exc:  # pint raises several types for incompatible units
-        return f'elastic: c11, c12 and c44 must be pressures (e.g. GPa, Pa): {exc}'
-    errors = mechanics.born_stability_violations(*constants)
-    if errors:
-        return f'elastic: the elastic constants ({STRESS_UNIT}) are not Born-stable: ' + '; '.join(errors)
-
-
 def validate_parameters(node, _):
     """Only known keys, each a number in its range."""
     if node is None:
@@ -77,7 +65,15 @@ def validate_parameters(node, _):
 
 
 def validate_inputs(inputs, _):
-    """The mesh the parameters ask for must stay solvable."""
+    """The mesh the parameters ask for must stay solvable; crystal plasticity needs its element and its inputs."""
+    has_plasticity = bool(inputs.get('plasticity'))
+    if has_plasticity and inputs.get('element') is None:
+        return 'plasticity: the crystal-plasticity RVE needs `element` (its stored assumptions are per element)'
+    if inputs.get('element') is not None and not has_plasticity:
+        return (
+            'element is given but the `plasticity` inputs are not: build them with '
+            'FemWorkChain.get_builder_from_protocol(code, element=...) or leave out element (elasticity only)'
+        )
     micro = inputs.get('microstructure')
     if micro is None:
         return None
@@ -92,20 +88,26 @@ def validate_inputs(inputs, _):
 
 
 class FemWorkChain(ProtocolMixin, WorkChain):
-    """Effective elastic moduli of a polycrystal from MOOSE, with Voigt/Reuss/Hill bounds and a stress map.
+    """The polycrystal's effective elastic constants and yield strength from periodic RVEs in MOOSE.
 
-    The grain map becomes a thin 3-D slab, one element through the thickness, with the cubic Cij rotated into every
-    element by its grain's Bunge angles; grips stretch it along x.  E_eff and nu_eff come from the volume averages,
-    the bounds from the same orientations in Python, so a wrong rotation convention or boundary condition shows up as
-    E_eff outside [Reuss, Voigt] (exit code 330) instead of a silently wrong number.
+    Per realisation of the grain map (``microstructure`` plus any in ``realisations``), two MOOSE models run side by
+    side: the periodic RVE of :class:`~aiida_multiscale.workflows.rve.RveElasticityWorkChain` (six strain cases
+    through the homogenisation constraint: the aggregate's C_eff, E and nu along x) and, when ``element`` and the
+    ``plasticity`` inputs are given, the crystal-plasticity RVE of
+    :class:`~aiida_multiscale.workflows.plasticity.RvePlasticityWorkChain` (uniaxial tension, Hall-Petch slip
+    resistance per grain: yield strength, flow stress, Taylor factor, with the Sachs and Taylor estimates).  A slab
+    of the first map stretched by grips gives the stress map and the stress concentration (and its apparent modulus,
+    reported beside the aggregate's).  Every RVE's E_eff is checked against the Voigt-Reuss bounds of its own
+    orientations (exit code 330) and every yield strength against Sachs-Taylor (exit code 340) before anything is
+    handed on; :func:`~aiida_multiscale.workflows.functions.fem.fem_summary` averages over the realisations.
 
-    The solve runs in one :class:`~aiida_multiscale.workflows.base.moose.MooseBaseWorkChain`, whose inputs this rung
-    exposes (``moose.code``, ``moose.metadata.options``, ``max_iterations``, ``max_wallclock_seconds_limit``): it
-    answers the calculation's failures.  The solve is steady, one Newton solve, so there is no checkpoint to continue
-    from: a run killed at its walltime is run again with more time.
+    The slab runs in a :class:`~aiida_multiscale.workflows.base.moose.MooseBaseWorkChain` whose inputs this rung
+    exposes (``moose.code``, ``moose.metadata.options``, ``max_iterations``, ``max_wallclock_seconds_limit``); the
+    elastic RVEs use the same code and options.
     """
 
     _protocol_file = 'fem'
+    _open_paths = ('plasticity.overrides',)
 
     @classmethod
     def define(cls, spec):
@@ -116,7 +118,16 @@ class FemWorkChain(ProtocolMixin, WorkChain):
         spec.input(
             'microstructure',
             valid_type=MicrostructureData,
-            help='Grain map with Bunge Euler angles per grain (e.g. the output of PhaseFieldWorkChain).',
+            help='Periodic grain map with Bunge Euler angles per grain (e.g. the output of PhaseFieldWorkChain): '
+            'realisation 0, also the one of the slab and its stress map.',
+        )
+        spec.input_namespace(
+            'realisations',
+            valid_type=MicrostructureData,
+            dynamic=True,
+            required=False,
+            help='Further realisations of the grain map (other seeds of the same anneal), each run through the same '
+            'RVEs; the results are averaged with `microstructure` and their spread enters the std.',
         )
         spec.input(
             'elastic',
@@ -125,50 +136,94 @@ class FemWorkChain(ProtocolMixin, WorkChain):
             help='Cubic elastic constants c11, c12, c44 (any pressure unit, converted with pint), '
             'e.g. the `elastic` output of DftWorkChain.',
         )
+        spec.input(
+            'element',
+            valid_type=orm.Str,
+            required=False,
+            help='Chemical symbol of the fcc metal: with it (and the `plasticity` inputs) the crystal-plasticity RVE '
+            'runs; without it the rung gives the elastic constants only.',
+        )
+        spec.expose_inputs(
+            RvePlasticityWorkChain,
+            namespace='plasticity',
+            exclude=('microstructure', 'elastic', 'element'),
+            namespace_options={
+                'required': False,
+                'populate_defaults': False,
+                'help': 'Inputs of the crystal-plasticity RVE (RvePlasticityWorkChain): code, assumptions, '
+                'parameters, max_elements; the rung sets microstructure, elastic and element.',
+            },
+        )
         defaults = ', '.join(f'{key} = {value}' for key, value in default_parameters().items())
         spec.input(
             'parameters',
             valid_type=orm.Dict,
             required=False,
             validator=validate_parameters,
-            help='applied_strain (tension along x), mesh_scale (elements per pixel), thickness (pixels); defaults: '
-            f'{defaults}.',
+            help='applied_strain (tension along x), mesh_scale (elements per pixel, slab and elastic RVE), thickness '
+            f'(pixels, slab); defaults: {defaults}.',
         )
         spec.inputs.validator = validate_inputs
-        spec.outline(cls.setup, cls.run_moose, cls.inspect_moose, cls.results)
+        spec.outline(cls.setup, cls.run_models, cls.inspect_models, cls.results)
         spec.output(
             'mechanics',
             valid_type=HandoffData,
-            help='youngs_modulus [Pa], poisson_ratio, youngs_modulus_voigt/reuss/hill [Pa], poisson_ratio_hill, '
-            'stress_concentration (peak von Mises / applied stress).',
+            help='Means over the realisations: youngs_modulus [Pa], poisson_ratio, c11_eff, c12_eff, c44_eff [Pa] '
+            '(periodic RVE); youngs_modulus_voigt/reuss/hill [Pa], poisson_ratio_hill; with crystal plasticity '
+            'yield_strength, yield_strength_sachs, yield_strength_taylor, flow_stress [Pa], taylor_factor; '
+            'youngs_modulus_apparent [Pa] and stress_concentration (slab with grips); grain_count.',
         )
         spec.output(
             'stress_map',
             valid_type=orm.SinglefileData,
-            help='PNG of the von Mises stress over the applied stress, grain boundaries overlaid.',
+            help='PNG of the von Mises stress over the applied stress in the slab, grain boundaries overlaid.',
+        )
+        spec.output_namespace(
+            'flow_curves',
+            valid_type=orm.ArrayData,
+            dynamic=True,
+            required=False,
+            help='Per realisation (realisation_0, ...): strain, true stress [Pa] and PK1 stress of the tensile test.',
+        )
+        spec.output(
+            'flow_curve_plot',
+            valid_type=orm.SinglefileData,
+            required=False,
+            help="PNG of every realisation's flow curve with its Sachs-Taylor band and 0.2 % offset yield.",
         )
         spec.exit_code(310, 'ERROR_MOOSE_FAILED', message='MooseBaseWorkChain<{pk}> failed: [{status}] {message}')
         spec.exit_code(311, 'ERROR_MISSING_OUTPUT', message='MooseBaseWorkChain<{pk}> did not produce {output}.')
+        spec.exit_code(
+            312, 'ERROR_RVE_FAILED', message='{label}: {process}<{pk}> failed: [{status}] {message}'
+        )  # fmt: skip
         spec.exit_code(320, 'ERROR_OUT_OF_WALLTIME', message='FEM rung: {message}')
         spec.exit_code(
             330,
             'ERROR_OUTSIDE_BOUNDS',
-            message='E_eff = {youngs:.4g} GPa lies outside the Voigt-Reuss bounds [{reuss:.4g}, {voigt:.4g}] '
+            message='{label}: E_eff = {youngs:.4g} GPa lies outside the Voigt-Reuss bounds [{reuss:.4g}, {voigt:.4g}] '
             'GPa of the same orientations: the mesh or the boundary conditions are wrong.',
+        )
+        spec.exit_code(
+            340,
+            'ERROR_YIELD_OUTSIDE_SACHS_TAYLOR',
+            message='{label}: the crystal-plasticity yield strength lies outside its Sachs-Taylor interval: {message}',
         )
 
     @classmethod
     def get_builder_from_protocol(
-        cls, code, microstructure=None, elastic=None, protocol=None, overrides=None, options=None
+        cls, code, microstructure=None, elastic=None, protocol=None, overrides=None, options=None, element=None
     ):
         """Builder for ``code`` (a ``multiscale.moose`` code) from the protocol, with validated ``overrides``.
 
         :param microstructure: MicrostructureData (may be set later, e.g. by MultiscaleWorkChain).
         :param elastic: HandoffData with c11, c12, c44 (may be set later).
-        :param overrides: nested dict over the protocol (``parameters``, ``options``, ``max_iterations``); ``None``
-            removes a key.
-        :param options: ``metadata.options`` of the MooseCalculation, on top of the protocol's; checked by
+        :param overrides: nested dict over the protocol (``parameters``, ``options``, ``max_iterations``,
+            ``plasticity``: ``{'enabled': bool, 'overrides': {...}}`` for the crystal-plasticity RVE's own protocol);
+            ``None`` removes a key.
+        :param options: ``metadata.options`` of the MooseCalculations, on top of the protocol's; checked by
             :func:`aiida_multiscale.resources.resolve_options`.
+        :param element: chemical symbol: with it, and ``plasticity.enabled`` in the protocol, the rung runs the
+            crystal-plasticity RVE on the protocol of the same name (its assumptions become inputs).
         """
         inputs = cls.get_protocol_inputs(protocol, overrides)
         builder = cls.get_builder()
@@ -179,10 +234,26 @@ class FemWorkChain(ProtocolMixin, WorkChain):
             builder.elastic = elastic
         builder.parameters = orm.Dict(dict(inputs['parameters']))
         builder.max_iterations = orm.Int(inputs['max_iterations'])
+        plasticity = inputs.get('plasticity') or {}
+        if element is not None and plasticity.get('enabled', True):
+            sub = RvePlasticityWorkChain.get_builder_from_protocol(
+                code, element, protocol=protocol, overrides=plasticity.get('overrides') or None, options=options
+            )
+            builder.element = orm.Str(element)
+            pruned = sub._inputs(prune=True)
+            for key in ('microstructure', 'elastic', 'element', 'metadata'):
+                pruned.pop(key, None)
+            builder.plasticity = pruned
         return builder
 
+    def _realisations(self) -> list[tuple[str, MicrostructureData]]:
+        maps = [('0', self.inputs.microstructure)]
+        for index, key in enumerate(sorted(self.inputs.get('realisations', {})), start=1):
+            maps.append((str(index), self.inputs.realisations[key]))
+        return maps
+
     def setup(self):
-        """Render the MOOSE input (a calcfunction, so the graph shows which Cij and grain map it came from)."""
+        """Render the slab's MOOSE input (a calcfunction, so the graph shows which Cij and grain map it came from)."""
         warn_walltime_restarts(self)
         parameters = parameters_with_defaults(self.inputs.get('parameters'))
         self.ctx.parameters = self.inputs.parameters if 'parameters' in self.inputs else orm.Dict(parameters).store()
@@ -190,20 +261,44 @@ class FemWorkChain(ProtocolMixin, WorkChain):
             self.inputs.microstructure, self.inputs.elastic, self.ctx.parameters,
             metadata={'call_link_label': 'fem_input'},
         )  # fmt: skip
-        self.report(f'elasticity of {self.inputs.microstructure.grain_count} grains')
+        self.ctx.plastic = bool(self.inputs.get('plasticity'))
+        counts = ', '.join(str(micro.grain_count) for _, micro in self._realisations())
+        what = 'elasticity and crystal plasticity' if self.ctx.plastic else 'elasticity'
+        self.report(f'{what} of {len(self._realisations())} realisation(s) with {counts} grains')
 
-    def run_moose(self):
+    def run_models(self):
+        """The slab, and per realisation the elastic RVE and (with plasticity) the crystal-plasticity RVE, together."""
         inputs = AttributeDict(self.exposed_inputs(MooseBaseWorkChain))
         inputs.moose.input_file = self.ctx.files['input_file']
         inputs.moose.files = {'euler_angles': self.ctx.files['euler_angles']}
         inputs.checkpoint_interval = orm.Float(0)
         inputs.max_iterations = orm.Int(max_iterations_with_walltime_restarts(self.inputs))
         inputs.metadata = {'call_link_label': 'moose'}
-        node = self.submit(MooseBaseWorkChain, **inputs)
-        self.report(f'launched MooseBaseWorkChain<{node.pk}>')
-        return ToContext(moose=node)
+        slab = self.submit(MooseBaseWorkChain, **inputs)
+        launched = {'moose': slab}
+        moose = {key: self.inputs.moose[key] for key in ('code', 'metadata', 'threads') if key in self.inputs.moose}
+        values = parameters_with_defaults(self.ctx.parameters)
+        rve_parameters = orm.Dict({'mesh_scale': values['mesh_scale'], 'layers': 1, 'loading_axis': 'x'})
+        for key, micro in self._realisations():
+            launched[f'rve_elasticity_{key}'] = self.submit(
+                RveElasticityWorkChain,
+                moose=moose,
+                microstructure=micro,
+                elastic=self.inputs.elastic,
+                parameters=rve_parameters,
+                metadata={'call_link_label': f'rve_elasticity_{key}'},
+            )
+            if self.ctx.plastic:
+                plasticity = AttributeDict(self.exposed_inputs(RvePlasticityWorkChain, namespace='plasticity'))
+                plasticity.microstructure = micro
+                plasticity.elastic = self.inputs.elastic
+                plasticity.element = self.inputs.element
+                plasticity.metadata = {'call_link_label': f'rve_plasticity_{key}'}
+                launched[f'rve_plasticity_{key}'] = self.submit(RvePlasticityWorkChain, **plasticity)
+        self.report('launched ' + ', '.join(f'{node.process_label}<{node.pk}>' for node in launched.values()))
+        return ToContext(**launched)
 
-    def inspect_moose(self):
+    def inspect_models(self):
         node = self.ctx.moose
         if not node.is_finished_ok:
             return rung_exit_code(self.exit_codes, node)
@@ -212,28 +307,71 @@ class FemWorkChain(ProtocolMixin, WorkChain):
                 return self.exit_codes.ERROR_MISSING_OUTPUT.format(pk=node.pk, output=output)
         if node.outputs.output_parameters['csv_file'] != f'{FILE_BASE}.csv':
             return self.exit_codes.ERROR_MISSING_OUTPUT.format(pk=node.pk, output=f'{FILE_BASE}.csv')
+        for key, _ in self._realisations():
+            for label in (f'rve_elasticity_{key}', f'rve_plasticity_{key}'):
+                child = self.ctx.get(label)
+                if child is None or child.is_finished_ok:
+                    continue
+                if child.exit_status == RvePlasticityWorkChain.exit_codes.ERROR_YIELD_OUTSIDE_SACHS_TAYLOR.status:
+                    return self.exit_codes.ERROR_YIELD_OUTSIDE_SACHS_TAYLOR.format(
+                        label=label, message=child.exit_message
+                    )
+                return self.exit_codes.ERROR_RVE_FAILED.format(
+                    label=label, process=child.process_label, pk=child.pk, status=child.exit_status,
+                    message=child.exit_message or '',
+                )  # fmt: skip
+        return None
 
     def results(self):
-        """The moduli and bounds (a calcfunction), checked against the bounds before anything is handed on; the map."""
-        node = self.ctx.moose
-        result = fem_mechanics(
-            node.outputs.output_parameters, self.inputs.microstructure, self.inputs.elastic,
+        """Each RVE checked against its bounds, then the mean over realisations (a calcfunction); map and curves."""
+        slab = fem_mechanics(
+            self.ctx.moose.outputs.output_parameters, self.inputs.microstructure, self.inputs.elastic,
             metadata={'call_link_label': 'fem_mechanics'},
         )  # fmt: skip
-        youngs, voigt, reuss = (
-            result.value(name, 'GPa') for name in ('youngs_modulus', 'youngs_modulus_voigt', 'youngs_modulus_reuss')
-        )
-        self.report(
-            f'E_eff = {youngs:.4g} GPa in [Reuss {reuss:.4g}, Voigt {voigt:.4g}] GPa, '
-            f'nu_eff = {result.value("poisson_ratio"):.4g}'
-        )
-        # The check comes before the outputs, so that a modulus outside its bounds is never handed on: it stays in the
-        # provenance as the output of the fem_mechanics calcfunction, for inspection.  The tolerance is the fem_to_macro
-        # bridge's, which checks the same bounds when the chain hands the result on.
-        if not (reuss * (1 - BOUNDS_TOLERANCE) <= youngs <= voigt * (1 + BOUNDS_TOLERANCE)) or math.isnan(youngs):
-            return self.exit_codes.ERROR_OUTSIDE_BOUNDS.format(youngs=youngs, reuss=reuss, voigt=voigt)
+        kwargs = {}
+        for key, micro in self._realisations():
+            kwargs[f'microstructure_{key}'] = micro
+            kwargs[f'elasticity_{key}'] = self.ctx[f'rve_elasticity_{key}'].outputs.elasticity
+            if self.ctx.plastic:
+                node = self.ctx[f'rve_plasticity_{key}']
+                kwargs[f'plasticity_{key}'] = node.outputs.plasticity
+                kwargs[f'flow_curve_{key}'] = node.outputs.flow_curve
+                kwargs[f'slip_resistance_{key}'] = node.outputs.slip_resistance
+        if self.ctx.plastic:
+            kwargs['assumptions'] = self.ctx['rve_plasticity_0'].inputs.assumptions
+        result = fem_summary(slab, self.inputs.elastic, **kwargs, metadata={'call_link_label': 'fem_summary'})
+        # The checks come before the outputs, so that a number outside its bounds is never handed on: it stays in
+        # the provenance as the output of fem_summary, for inspection.  The tolerance is the fem_to_macro bridge's.
+        for index, row in enumerate(result.metadata['realisations']):
+            youngs, voigt, reuss = (
+                row[name] / 1e9 for name in ('youngs_modulus', 'youngs_modulus_voigt', 'youngs_modulus_reuss')
+            )
+            self.report(f'realisation {index}: E_eff = {youngs:.4g} GPa in [Reuss {reuss:.4g}, Voigt {voigt:.4g}] GPa')
+            if math.isnan(youngs) or not reuss * (1 - BOUNDS_TOLERANCE) <= youngs <= voigt * (1 + BOUNDS_TOLERANCE):
+                return self.exit_codes.ERROR_OUTSIDE_BOUNDS.format(
+                    label=f'realisation {index}', youngs=youngs, reuss=reuss, voigt=voigt
+                )
+            if self.ctx.plastic:
+                value, sachs, taylor = (
+                    row[name] for name in ('yield_strength', 'yield_strength_sachs', 'yield_strength_taylor')
+                )
+                if yield_outside_bounds(value, sachs, taylor, YIELD_BOUNDS_TOLERANCE):  # checked by the RVE too
+                    return self.exit_codes.ERROR_YIELD_OUTSIDE_SACHS_TAYLOR.format(
+                        label=f'realisation {index}',
+                        message=f'{value / 1e6:.4g} MPa, Sachs {sachs / 1e6:.4g}, Taylor {taylor / 1e6:.4g} MPa',
+                    )
+        summary = f'E = {result.value("youngs_modulus", "GPa"):.4g} GPa, nu = {result.value("poisson_ratio"):.4g}'
+        if self.ctx.plastic:
+            summary += f', yield strength {result.value("yield_strength", "MPa"):.4g} MPa'
+        self.report(summary)
         self.out('mechanics', result)
         self.out('stress_map', fem_stress_map(
-            node.outputs.exodus, self.inputs.microstructure, self.ctx.parameters,
+            self.ctx.moose.outputs.exodus, self.inputs.microstructure, self.ctx.parameters,
             metadata={'call_link_label': 'fem_stress_map'},
         ))  # fmt: skip
+        if self.ctx.plastic:
+            curves = {f'realisation_{key}': kwargs[f'flow_curve_{key}'] for key, _ in self._realisations()}
+            self.out('flow_curves', curves)
+            self.out(
+                'flow_curve_plot', flow_curve_plot(result, **curves, metadata={'call_link_label': 'flow_curve_plot'})
+            )

@@ -13,7 +13,7 @@ from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.engines.moose import plasticity as cp
 from aiida_multiscale.engines.moose.rve import MAX_ELEMENTS, rve_mesh_shape
 from aiida_multiscale.workflows.base.moose import MooseBaseWorkChain, rung_exit_code, set_moose_code
-from aiida_multiscale.workflows.fem import validate_elastic
+from aiida_multiscale.workflows.functions.fem import validate_elastic
 from aiida_multiscale.workflows.functions.plasticity import (
     ASSUMPTION_UNITS,
     DEFAULT_PARAMETERS,
@@ -21,6 +21,8 @@ from aiida_multiscale.workflows.functions.plasticity import (
     cp_rve_input,
     equivalent_circle_diameters,
     grain_slip_resistance,
+    limit_mesh_scale,
+    limited_mesh_scale,
     make_plasticity_assumptions,
     plasticity_parameters,
     reported_flow_strain,
@@ -79,6 +81,10 @@ def validate_inputs(inputs, _):
     if micro is None:
         return None
     values = plasticity_parameters(inputs.get('parameters'))
+    if inputs.get('max_elements') is not None:
+        if inputs['max_elements'].value < 1:
+            return f'max_elements = {inputs["max_elements"].value} must be at least 1'
+        values['mesh_scale'] = limited_mesh_scale(micro.grid_shape, values['mesh_scale'], inputs['max_elements'].value)
     nx, ny, nz = rve_mesh_shape(micro.grid_shape, values['mesh_scale'], int(values['layers']))
     if nx * ny * nz > MAX_ELEMENTS:
         return (
@@ -163,6 +169,13 @@ class RvePlasticityWorkChain(ProtocolMixin, WorkChain):
             help='strain (final F11 - 1), strain_rate (1/s), steps, mesh_scale (elements per pixel), layers, '
             f'tau_c_resolution (MPa), flow_strain; defaults: {defaults}.',
         )
+        spec.input(
+            'max_elements',
+            valid_type=orm.Int,
+            required=False,
+            help='Most elements per layer: mesh_scale is lowered (never raised) to stay within it for the given map, '
+            'by the calcfunction limit_mesh_scale (crystal plasticity costs about 25 ms of CPU per element and step).',
+        )
         spec.inputs.validator = validate_inputs
         spec.outline(cls.setup, cls.run_moose, cls.inspect_moose, cls.results)
         spec.output(
@@ -220,13 +233,12 @@ class RvePlasticityWorkChain(ProtocolMixin, WorkChain):
         builder.element = orm.Str(element)
         builder.assumptions = make_plasticity_assumptions(element, inputs['assumptions'][element])
         parameters = dict(inputs['parameters'])
+        builder.max_elements = orm.Int(inputs['max_elements'])
         if microstructure is not None:
             builder.microstructure = microstructure
-            ny, nx = microstructure.grid_shape
-            limit = math.sqrt(inputs['max_elements'] / (nx * ny))
-            if parameters['mesh_scale'] > limit:
-                # Rounded down to 1e-3 so that rounding the mesh up cannot cross the limit by more than one row.
-                parameters['mesh_scale'] = math.floor(limit * 1000) / 1000
+            parameters['mesh_scale'] = limited_mesh_scale(
+                microstructure.grid_shape, parameters['mesh_scale'], inputs['max_elements']
+            )
         if elastic is not None:
             builder.elastic = elastic
         builder.parameters = orm.Dict(parameters)
@@ -237,6 +249,17 @@ class RvePlasticityWorkChain(ProtocolMixin, WorkChain):
         """Slip resistances and the MOOSE input (calcfunctions: the graph shows the assumptions they came from)."""
         values = plasticity_parameters(self.inputs.get('parameters'))
         self.ctx.parameters = self.inputs.parameters if 'parameters' in self.inputs else orm.Dict(values).store()
+        micro = self.inputs.microstructure
+        if 'max_elements' in self.inputs and values['mesh_scale'] > limited_mesh_scale(
+            micro.grid_shape, values['mesh_scale'], self.inputs.max_elements.value
+        ):
+            self.ctx.parameters = limit_mesh_scale(
+                self.ctx.parameters, micro, self.inputs.max_elements, metadata={'call_link_label': 'limit_mesh_scale'}
+            )
+            self.report(
+                f'mesh_scale lowered to {self.ctx.parameters["mesh_scale"]} for at most '
+                f'{self.inputs.max_elements.value} elements per layer'
+            )
         if 'assumptions' in self.inputs:
             self.ctx.assumptions = self.inputs.assumptions
         else:

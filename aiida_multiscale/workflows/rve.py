@@ -10,7 +10,7 @@ from aiida.plugins import CalculationFactory
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.engines.moose import rve
-from aiida_multiscale.workflows.fem import validate_elastic
+from aiida_multiscale.workflows.functions.fem import validate_elastic
 from aiida_multiscale.workflows.functions.rve import (
     DEFAULT_PARAMETERS,
     rve_effective_elasticity,

@@ -22,7 +22,10 @@ __all__ = (
     'fem_input',
     'fem_mechanics',
     'fem_stress_map',
+    'fem_summary',
+    'flow_curve_plot',
     'parameters_with_defaults',
+    'validate_elastic',
 )
 
 
@@ -41,6 +44,22 @@ def parameters_with_defaults(node: orm.Dict | dict | None) -> dict:
 def cubic_constants(elastic: HandoffData, unit: str) -> tuple[float, float, float]:
     """``(c11, c12, c44)`` of ``elastic`` in ``unit``."""
     return tuple(elastic.value(name, unit) for name in ('c11', 'c12', 'c44'))
+
+
+def validate_elastic(node, _):
+    """c11, c12 and c44 present, in a pressure unit, and Born-stable."""
+    if node is None:
+        return None
+    missing = [name for name in ('c11', 'c12', 'c44') if name not in node]
+    if missing:
+        return f'elastic: quantities {missing} are missing; it needs c11, c12 and c44 (cubic, any pressure unit)'
+    try:
+        constants = cubic_constants(node, STRESS_UNIT)
+    except Exception as exc:  # pint raises several types for incompatible units
+        return f'elastic: c11, c12 and c44 must be pressures (e.g. GPa, Pa): {exc}'
+    errors = mechanics.born_stability_violations(*constants)
+    if errors:
+        return f'elastic: the elastic constants ({STRESS_UNIT}) are not Born-stable: ' + '; '.join(errors)
 
 
 @calcfunction
@@ -171,3 +190,175 @@ def fem_stress_map(exodus: orm.SinglefileData, microstructure: MicrostructureDat
     plt.close(figure)
     buffer.seek(0)
     return orm.SinglefileData(buffer, filename='stress_map.png')
+
+
+# ------------------------------------------------------------------------------------------- the rung's result
+#: The RVE's elastic quantities and the crystal-plasticity quantities that the rung averages over realisations.
+RVE_ELASTIC_QUANTITIES = ('youngs_modulus', 'poisson_ratio', 'c11_eff', 'c12_eff', 'c44_eff')
+PLASTIC_QUANTITIES = ('yield_strength', 'yield_strength_sachs', 'yield_strength_taylor', 'flow_stress', 'taylor_factor')
+_BOUND_QUANTITIES = ('youngs_modulus_voigt', 'youngs_modulus_reuss', 'youngs_modulus_hill', 'poisson_ratio_hill')
+
+
+def _realisation_keys(kwargs: dict) -> list[str]:
+    return sorted((key.split('_', 1)[1] for key in kwargs if key.startswith('elasticity_')), key=int)
+
+
+def _mean_and_sem(values: list[float]) -> tuple[float, float | None]:
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean, None
+    return mean, float(np.std(values, ddof=1) / np.sqrt(len(values)))
+
+
+def yield_sensitivity_inputs(plasticity: HandoffData, flow_curve: orm.ArrayData, slip_resistance: orm.ArrayData,
+                             assumptions: HandoffData) -> dict:  # fmt: skip
+    """The derivatives of one RVE's yield strength with respect to its inputs, as ``{name: [derivative, log, how]}``.
+
+    From :func:`~aiida_multiscale.physics.plasticity.yield_strength_sensitivities` with this RVE's Taylor factor,
+    its element-weighted ``<d^-1/2>`` and the hardening its flow curve shows just past yield.
+    """
+    from aiida_multiscale.physics.plasticity import hardening_increment, yield_strength_sensitivities
+
+    meta = plasticity.metadata
+    sizes = slip_resistance.get_array('grain_size')
+    weights = np.asarray(meta['grain_fractions'], dtype=float)
+    present = (sizes > 0) & (weights > 0)
+    mean_inverse_sqrt = float(np.sum(weights[present] / np.sqrt(sizes[present])) / np.sum(weights[present]))
+    rve_taylor = plasticity.value('taylor_factor', 'dimensionless')
+    increment = hardening_increment(
+        flow_curve.get_array('strain'), flow_curve.get_array('stress'), meta['yield_strain']
+    )
+    a0 = assumptions.value('reference_slip_rate', '1/s')
+    derivatives = yield_strength_sensitivities(
+        yield_strength=plasticity.value('yield_strength', 'Pa'),
+        rve_taylor_factor=rve_taylor,
+        taylor_factor_random=assumptions.value('taylor_factor_random', 'dimensionless'),
+        hall_petch_coefficient=assumptions.value('hall_petch_coefficient', 'Pa*m**0.5'),
+        mean_inverse_sqrt_size=mean_inverse_sqrt,
+        hardening_increment=increment,
+        tau_c_mean=meta['tau_c_mean_pa'],
+        saturation_strength=assumptions.value('saturation_strength', 'Pa'),
+        hardening_exponent=assumptions.value('hardening_exponent', 'dimensionless'),
+        rate_sensitivity=assumptions.value('rate_sensitivity', 'dimensionless'),
+        rate_argument=meta['strain_rate_per_s'] * rve_taylor / (5 * a0),
+    )
+    return {name: list(entry) for name, entry in derivatives.items()}
+
+
+@calcfunction
+def fem_summary(slab: HandoffData, elastic: HandoffData, assumptions: HandoffData = None, **realisations):
+    """The FEM rung's ``mechanics``: the periodic RVEs' moduli and yield strengths, averaged over the realisations.
+
+    ``realisations`` holds, per realisation ``i`` (0, 1, ...): ``microstructure_i`` and ``elasticity_i`` (the
+    periodic RVE's effective constants), and with crystal plasticity ``plasticity_i``, ``flow_curve_i`` and
+    ``slip_resistance_i``.  Each quantity is the mean over the realisations, its std the standard error of that
+    mean (None for one realisation: the note says the spread is not estimated).  The Voigt, Reuss and Hill bounds are
+    those of each realisation's orientations with its mesh's grain fractions (Python, not MOOSE), averaged the same
+    way; ``youngs_modulus_apparent`` and ``stress_concentration`` come from the slab with grips (``slab``), which
+    also draws the stress map.  The derivatives of the yield strength that the variance budget needs
+    (:func:`yield_sensitivity_inputs`) go into the metadata, averaged over the realisations.
+    """
+    keys = _realisation_keys(realisations)
+    n = len(keys)
+    constants = cubic_constants(elastic, 'Pa')
+    per = {name: [] for name in (*RVE_ELASTIC_QUANTITIES, *_BOUND_QUANTITIES, *PLASTIC_QUANTITIES)}
+    rows, sensitivities = [], []
+    plastic = all(f'plasticity_{key}' in realisations for key in keys) and n > 0
+    for key in keys:
+        micro = realisations[f'microstructure_{key}']
+        rve = realisations[f'elasticity_{key}']
+        bounds = mechanics.voigt_reuss_hill(*constants, micro.euler_angles, rve.metadata['grain_fractions'])
+        row = {'grain_count': int(micro.grain_count), 'mean_grain_size': float(micro.mean_grain_size)}
+        for name in RVE_ELASTIC_QUANTITIES:
+            per[name].append(rve.value(name))
+            row[name] = rve.value(name)
+        for name in _BOUND_QUANTITIES:
+            per[name].append(float(bounds[name]))
+            row[name] = float(bounds[name])
+        if plastic:
+            cp = realisations[f'plasticity_{key}']
+            for name in PLASTIC_QUANTITIES:
+                per[name].append(cp.value(name))
+                row[name] = cp.value(name)
+            sensitivities.append(
+                yield_sensitivity_inputs(
+                    cp, realisations[f'flow_curve_{key}'], realisations[f'slip_resistance_{key}'], assumptions
+                )
+            )
+        rows.append(row)
+    spread = (
+        f'mean over {n} realisations, std the standard error of the mean'
+        if n > 1
+        else "one realisation: std over realisations not estimated (the inputs' std is added by fem_to_macro)"
+    )
+    quantities = {}
+    for name in (*RVE_ELASTIC_QUANTITIES, *_BOUND_QUANTITIES, *(PLASTIC_QUANTITIES if plastic else ())):
+        first = realisations[f'elasticity_{keys[0]}'] if name in RVE_ELASTIC_QUANTITIES else None
+        if name in PLASTIC_QUANTITIES:
+            first = realisations[f'plasticity_{keys[0]}']
+        value, std = _mean_and_sem(per[name])
+        unit = 'dimensionless' if name in ('poisson_ratio', 'poisson_ratio_hill', 'taylor_factor') else 'Pa'
+        how = first[name].note if first is not None else (
+            'Voigt/Reuss/Hill of the same orientations with the mesh grain fractions, loading along x; Python, not '
+            'MOOSE'
+        )  # fmt: skip
+        quantities[name] = {'value': value, 'unit': unit, 'std': std, 'note': f'{how}; {spread}'}
+    quantities['youngs_modulus_apparent'] = {
+        'value': slab.value('youngs_modulus', 'Pa'),
+        'unit': 'Pa',
+        'std': None,
+        'note': 'apparent modulus of realisation 0 as a slab stretched by grips (not periodic): '
+        + slab['youngs_modulus'].note,
+    }
+    quantities['stress_concentration'] = dict(slab['stress_concentration'].as_dict())
+    quantities['grain_count'] = {
+        'value': sum(row['grain_count'] for row in rows),
+        'unit': 'dimensionless',
+        'std': None,
+        'note': f'grains in the FEM over {n} realisation(s): ' + ', '.join(str(r['grain_count']) for r in rows),
+    }
+    metadata = {'realisations': rows, 'realisation_count': n, 'slab': slab.metadata}
+    if sensitivities:
+        averaged = {}
+        for name, (_, log, how) in sensitivities[0].items():
+            averaged[name] = [float(np.mean([entry[name][0] for entry in sensitivities])), log, how]
+        metadata['yield_sensitivities'] = averaged
+    return HandoffData(quantities, producer='fem_summary', from_scale='fem', to_scale='fem', metadata=metadata)
+
+
+@calcfunction
+def flow_curve_plot(mechanics: HandoffData, **curves):
+    """PNG of each realisation's flow curve (``curves``: ``realisation_i`` ArrayData) with its Sachs-Taylor band.
+
+    The band is the yield strength's independent check: the full-field RVE's 0.2 % offset yield (a dot) must fall
+    between the Sachs and Taylor estimates of the same grains.
+    """
+    import matplotlib
+
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+
+    rows = mechanics.metadata['realisations']
+    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+    for index, key in enumerate(sorted(curves, key=lambda name: int(name.rsplit('_', 1)[1]))):
+        colour = colours[index % len(colours)]
+        strain = curves[key].get_array('strain') * 100
+        stress = curves[key].get_array('stress') / 1e6
+        row = rows[index]
+        axes.plot(strain, stress, color=colour, label=f'{key.replace("_", " ")} ({row["grain_count"]} grains)')
+        axes.axhspan(row['yield_strength_sachs'] / 1e6, row['yield_strength_taylor'] / 1e6, color=colour, alpha=0.12)
+        yield_stress = row['yield_strength'] / 1e6
+        axes.plot(np.interp(yield_stress, stress, strain), yield_stress, 'o', color=colour)
+    axes.set_xlabel('strain (%), uniaxial tension along x')
+    axes.set_ylabel('true stress (MPa)')
+    axes.set_title('crystal-plasticity RVE: flow curves, Sachs-Taylor band, 0.2 % offset yield (dots)')
+    axes.title.set_fontsize(9)
+    axes.legend(fontsize=8, loc='lower right')
+    axes.set_xlim(left=0)
+    axes.set_ylim(bottom=0)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
+    plt.close(figure)
+    buffer.seek(0)
+    return orm.SinglefileData(buffer, filename='flow_curves.png')

@@ -163,6 +163,24 @@ def validate_plasticity_parameters(node, _=None) -> str | None:
     return None
 
 
+def limited_mesh_scale(grid_shape, mesh_scale: float, max_elements: int) -> float:
+    """``mesh_scale`` lowered (never raised) so that a map of ``grid_shape`` gives at most ``max_elements`` per layer.
+
+    Rounded down to 1e-3, so that rounding the mesh up cannot cross the limit by more than one row.
+    """
+    ny, nx = grid_shape
+    limit = math.sqrt(max_elements / (nx * ny))
+    return min(float(mesh_scale), math.floor(limit * 1000) / 1000) if mesh_scale > limit else float(mesh_scale)
+
+
+@calcfunction
+def limit_mesh_scale(parameters: orm.Dict, microstructure: MicrostructureData, max_elements: orm.Int):
+    """The ``parameters`` with ``mesh_scale`` lowered to the element budget for this map (a node of the graph)."""
+    values = plasticity_parameters(parameters)
+    values['mesh_scale'] = limited_mesh_scale(microstructure.grid_shape, values['mesh_scale'], max_elements.value)
+    return orm.Dict(values)
+
+
 # --------------------------------------------------------------------------------------------- slip resistance
 def equivalent_circle_diameters(microstructure: MicrostructureData) -> np.ndarray:
     """Each grain's equivalent-circle diameter ``sqrt(4 A_i / pi)`` in m, from its area (pixels x pixel area)."""
