@@ -44,6 +44,13 @@ _CONSTANTS = ('c11', 'c12', 'c44')
 #: The yield strength's inputs that act through the initial slip resistance (Hall-Petch), and through hardening.
 _HALL_PETCH = ('friction_stress', 'hall_petch_coefficient', 'taylor_factor_random')
 _HARDENING = ('hardening_modulus', 'saturation_strength', 'hardening_exponent', 'latent_hardening_ratio')
+#: The units of the yield derivatives with respect to the inputs not taken in ln units (stresses in Pa).
+_SENSITIVITY_UNITS = {
+    'friction_stress': 'Pa',
+    'hall_petch_coefficient': 'Pa*m**0.5',
+    'taylor_factor_random': 'dimensionless',
+    'latent_hardening_ratio': 'dimensionless',
+}
 
 
 def _hill_model(euler, weights):
@@ -124,7 +131,7 @@ def _plastic_terms(name, mechanics, assumptions, ln_size_terms) -> list[dict]:
             derivative *= hardening_scale
         if key not in assumptions:
             continue
-        quantity = assumptions[key]
+        quantity = assumptions.get_quantity(key, None if log else _SENSITIVITY_UNITS[key])
         std = quantity.relative_std if log else quantity.std
         if not std:
             continue
