@@ -108,9 +108,11 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             FemWorkChain,
             namespace='fem',
             exclude=('microstructure', 'elastic', 'element'),
+            # The rung's cross-validator needs `element` with `plasticity`; the chain's validator runs it with it.
             namespace_options={
                 'help': 'Inputs of the FEM rung (FemWorkChain); the chain sets the microstructure, the elastic '
-                'constants (mesoscale_to_fem handoff) and, when fem.plasticity is given, the element.'
+                'constants (mesoscale_to_fem handoff) and, when fem.plasticity is given, the element.',
+                'validator': None,
             },
         )
         spec.inputs.validator = validate_chain_inputs

@@ -239,12 +239,14 @@ def validate_chain_inputs(inputs, _=None):
     potential = inputs.get('md', {}).get('potential')
     if element is not None and potential is not None and (message := check_potential_species(element, potential)):
         return message
-    # The DFT and MD rungs' own cross-checks need the element, which their namespaces exclude: run them here with it.
-    for namespace in ('dft', 'md'):
+    # The rungs' own cross-checks need the element, which their namespaces exclude: run them here with it (the FEM
+    # rung gets it only with its crystal-plasticity inputs, as MultiscaleWorkChain.run_fem does).
+    for namespace in ('dft', 'md', 'fem'):
         validator = WorkflowFactory(f'multiscale.{namespace}').spec().inputs.validator
         if element is None or validator is None or namespace not in inputs:
             continue
-        message = validator({**inputs[namespace], 'element': inputs['element']}, None)
+        given = {'element': inputs['element']} if namespace != 'fem' or inputs[namespace].get('plasticity') else {}
+        message = validator({**inputs[namespace], **given}, None)
         if message:
             return f'{namespace}.{message}'
     return None
