@@ -108,10 +108,14 @@ def rve_mesh_shape(grid_shape: tuple[int, int], mesh_scale: float, layers: int =
 
 
 def rve_grid(grain_ids: np.ndarray, mesh_scale: float, layers: int):
-    """The RVE's elements and size: ``((nx, ny, nz), (lx, ly, lz), element_grains)``, lengths in pixels.
+    """The RVE's elements and size: ``((nx, ny, nz), (lx, ly, lz), element_grains)``, lengths in element widths.
 
-    The box spans the map (``lx, ly`` = its size in pixels) and ``nz`` cubic elements along z; ``element_grains``
-    is the ``(ny, nx)`` grain of every element column.
+    The box spans the map (``lx = nx`` element widths along x, ``ly`` its height in the same unit) and ``nz`` cubic
+    elements along z; ``element_grains`` is the ``(ny, nx)`` grain of every element column.  The homogenised
+    response does not depend on the box's absolute size, but the solver's absolute residual (stress times area) does:
+    with lengths in element widths an element contributes the same at any ``mesh_scale``, so one ``nl_abs_tol``
+    means the same on a coarse and a fine mesh (in pixels, a coarse crystal-plasticity mesh of 5-pixel elements
+    stalled 25 times above it at the onset of yield).
 
     :raises ValueError: if the mesh exceeds :data:`MAX_ELEMENTS`.
     """
@@ -123,8 +127,9 @@ def rve_grid(grain_ids: np.ndarray, mesh_scale: float, layers: int):
         )
     element_grains = element_grain_map(grain_ids, nx, ny)
     py, px = grain_ids.shape
-    lx, ly = float(px), float(py)
-    lz = nz * lx / nx  # cubic elements
+    lx = float(nx)
+    ly = float(py) * nx / px
+    lz = float(nz)  # cubic elements
     return (nx, ny, nz), (lx, ly, lz), element_grains
 
 
