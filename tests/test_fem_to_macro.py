@@ -142,3 +142,16 @@ def test_youngs_modulus_budget_shares_follow_the_constants(aiida_profile):
     d11 = ((c11 + 2 * c12) * (c11 + c12) + (c11 - c12) * (c11 + c12) - (c11 - c12) * (c11 + 2 * c12)) / (c11 + c12) ** 2
     d12 = ((-(c11 + 2 * c12) + 2 * (c11 - c12)) * (c11 + c12) - (c11 - c12) * (c11 + 2 * c12)) / (c11 + c12) ** 2
     assert shares['c11'] == pytest.approx(d11**2 / (d11**2 + d12**2), rel=1e-5)
+
+
+def test_too_few_grains_are_flagged_not_hidden(aiida_profile):
+    """A map of 4 grains is handed on (the chain can still run), but its grain count says it is not a polycrystal."""
+    from aiida_multiscale.bridges.mesoscale_to_fem import MIN_GRAINS_FOR_STATISTICS, mesoscale_to_fem
+
+    ids = np.repeat(np.repeat(np.arange(4).reshape(2, 2), 10, axis=0), 10, axis=1)
+    micro = MicrostructureData(grain_ids=ids, pixel_size=1e-7, euler_angles=np.zeros((4, 3)))
+    elastic = HandoffData({name: _q(value, 'GPa', 1.0) for name, value in (('c11', 110), ('c12', 60), ('c44', 30))})
+    grains = mesoscale_to_fem(microstructure=micro, elastic=elastic)['grains']
+    assert MIN_GRAINS_FOR_STATISTICS == 25 and grains.value('grain_count') == 4
+    assert grains.metadata['checks']['enough_grains'] == 'warning: 4 < 25 grains'
+    assert 'too few for polycrystal statistics' in grains['grain_count'].note
