@@ -65,6 +65,7 @@ from aiida_multiscale.engines.moose import plasticity as cp  # noqa: E402
 from aiida_multiscale.engines.moose import rve  # noqa: E402
 from aiida_multiscale.physics.elasticity import voigt_reuss_hill  # noqa: E402
 from aiida_multiscale.physics.plasticity import hall_petch_slip_resistance  # noqa: E402
+from aiida_multiscale.workflows.functions.plasticity import ASSUMPTION_UNITS  # noqa: E402
 from aiida_multiscale.workflows.protocols.utils import load_protocol_file  # noqa: E402
 
 MOOSE = str(ROOT / '.codes' / 'bin' / 'moose')
@@ -117,28 +118,16 @@ AL = (107.3e3, 60.9e3, 28.3e3)  # MPa, Kamm and Alers, J. Appl. Phys. 35, 327 (1
 PIXEL = 1e-6  # m
 CP_PIXELS_PER_GRAIN = 100  # a grain of 10 x 10 pixels on average: equivalent-circle diameter about 11 um
 CP_STRAIN = 0.01
-#: Units the assumptions of plasticity.yaml must be in to be used as they are (as grain_slip_resistance reads them).
-_UNITS = {
-    'friction_stress': 'MPa',
-    'hall_petch_coefficient': 'MPa*m**0.5',
-    'taylor_factor_random': 'dimensionless',
-    'hardening_modulus': 'MPa',
-    'saturation_strength': 'MPa',
-    'hardening_exponent': 'dimensionless',
-    'rate_sensitivity': 'dimensionless',
-    'reference_slip_rate': '1/s',
-    'latent_hardening_ratio': 'dimensionless',
-}
 
 
 def al_assumptions() -> tuple[dict, dict]:
-    """The Al assumptions of ``plasticity.yaml`` (values in :data:`_UNITS`) and its default parameters."""
+    """The Al assumptions of ``plasticity.yaml`` (values in :data:`ASSUMPTION_UNITS`) and its default parameters."""
     protocol = load_protocol_file('plasticity')['default_inputs']
     entries = protocol['assumptions']['Al']
-    for name, unit in _UNITS.items():
+    for name, unit in ASSUMPTION_UNITS.items():
         if entries[name]['unit'] != unit:
             raise ValueError(f'plasticity.yaml gives Al {name} in {entries[name]["unit"]}, this benchmark reads {unit}')
-    return {name: float(entries[name]['value']) for name in _UNITS}, protocol['parameters']
+    return {name: float(entries[name]['value']) for name in ASSUMPTION_UNITS}, protocol['parameters']
 
 
 @functools.cache
