@@ -42,7 +42,7 @@ def _map(seed, pixel=0.5e-6):
 def fem_run(codes):
     builder = FemWorkChain.get_builder_from_protocol(
         codes['moose'], _map(1), _elastic(), protocol='fast', element='Al',
-        overrides={'plasticity': {'overrides': {'max_elements': 36}}},
+        overrides={'plasticity': {'overrides': {'max_elements': 25}}},
     )  # fmt: skip
     # The second realisation is the first one's grains at 4 times the size (16 times the area): the same orientations
     # and topology, so that its yield strength must differ from the first one's as Hall-Petch says (see below).
