@@ -52,6 +52,21 @@ def test_errors_before_submission(codes, microstructure, extra, message):
     assert 'Traceback' not in result.output
 
 
+def test_element_adds_crystal_plasticity_dry_run(codes, microstructure):
+    """--element Al fills the crystal-plasticity inputs with Al's stored assumptions; Fe has none: one line, no run."""
+    from aiida import orm
+
+    args = ['launch', 'fem', '--microstructure', str(microstructure.pk), '--dft', str(_elastic().pk), '--dry-run']
+    count = orm.QueryBuilder().append(orm.ProcessNode).count()
+    result = CliRunner().invoke(cli, [*args, '--element', 'Al'])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])['process_label'] == 'FemWorkChain'
+    result = CliRunner().invoke(cli, [*args, '--element', 'Fe'])
+    assert result.exit_code == 1 and "no stored crystal-plasticity assumptions for 'Fe'" in result.output
+    assert 'Traceback' not in result.output
+    assert orm.QueryBuilder().append(orm.ProcessNode).count() == count  # nothing submitted
+
+
 def test_wrong_node_types(codes, microstructure):
     elastic = _elastic()
     result = CliRunner().invoke(cli, ['launch', 'fem', '--microstructure', str(elastic.pk), '--dft', str(elastic.pk)])

@@ -1,4 +1,4 @@
-"""``aiida-multiscale launch fem``: effective E and nu of a polycrystal with MOOSE, with Voigt/Reuss/Hill bounds."""
+"""``aiida-multiscale launch fem``: effective elastic constants and (with --element) yield strength with MOOSE."""
 
 from __future__ import annotations
 
@@ -33,15 +33,23 @@ __all__ = ('cmd_launch_fem',)
     help='Mesh resolution: 0.5, 1 or 2 elements per pixel of the grain map [default: moderate].',
 )
 @click.option('--applied-strain', type=float, default=None, help='Tensile strain along x [default: 1e-3].')
+@click.option(
+    '--element',
+    default=None,
+    help='Chemical symbol of the fcc metal (stored assumptions: Al, Cu): also run the crystal-plasticity RVE for the '
+    'yield strength [default: elastic constants only].',
+)
 @click.option('--code', 'code_label', default='moose@localhost', show_default=True, help='Label of the MOOSE code.')
 @click.option('--wait', is_flag=True, help='Wait for the work chain to finish; exit non-zero if it failed.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the result as one JSON line at the end.')
 @resource_options()
 @DRY_RUN
 def cmd_launch_fem(
-    microstructure_pk, dft_pk, c11, c12, c44, protocol, applied_strain, code_label, wait, as_json, options, dry_run
-):
-    """Launch FemWorkChain: uniaxial tension of the grain map with cubic Cij rotated into every grain."""
+    microstructure_pk, dft_pk, c11, c12, c44, protocol, applied_strain, element, code_label, wait, as_json, options,
+    dry_run,
+):  # fmt: skip
+    """Launch FemWorkChain: the periodic RVE of the grain map (effective Cij, E, nu) and, with --element, its yield
+    strength by crystal plasticity."""
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
@@ -71,7 +79,7 @@ def cmd_launch_fem(
     overrides = {} if applied_strain is None else {'parameters': {'applied_strain': applied_strain}}
     try:
         builder = FemWorkChain.get_builder_from_protocol(
-            code, microstructure, elastic, protocol=protocol, overrides=overrides, options=options
+            code, microstructure, elastic, protocol=protocol, overrides=overrides, options=options, element=element
         )
     except ValueError as exc:
         echo_error(str(exc).replace('invalid attribute value ', ''))
