@@ -11,6 +11,7 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.physics import variance
 from aiida_multiscale.physics.elasticity import voigt_reuss_hill
+from aiida_multiscale.physics.uncertainty import central_derivative
 
 __all__ = ('BOUNDS_TOLERANCE', 'YIELD_BOUNDS_TOLERANCE', 'fem_to_macro', 'MACRO_QUANTITIES')
 
@@ -41,6 +42,9 @@ MACRO_QUANTITIES = (
     'grain_count',
 )
 _CONSTANTS = ('c11', 'c12', 'c44')
+#: The macro quantities whose inputs' terms come through the Hill estimate of the same orientations.
+_HILL_NAMES = ('youngs_modulus', 'poisson_ratio', 'c11_eff', 'c12_eff', 'c44_eff', 'youngs_modulus_voigt',
+               'youngs_modulus_reuss')  # fmt: skip
 #: The yield strength's inputs that act through the initial slip resistance (Hall-Petch), and through hardening.
 _HALL_PETCH = ('friction_stress', 'hall_petch_coefficient', 'taylor_factor_random')
 _HARDENING = ('hardening_modulus', 'saturation_strength', 'hardening_exponent', 'latent_hardening_ratio')
@@ -80,14 +84,6 @@ def _hill_model(euler, weights):
     return model
 
 
-def _derivative(function, values, index):
-    step = 1e-6 * max(abs(values[index]), 1e-30)
-    up, down = list(values), list(values)
-    up[index] += step
-    down[index] -= step
-    return (function(*up) - function(*down)) / (2 * step)
-
-
 def _elastic_terms(name, fem_value, elastic, euler, weights) -> list[dict]:
     """Terms of an elastic macro quantity from the DFT Cij stds, derivatives of the Hill model scaled to the FEM."""
     constants = [elastic.get_quantity(c, 'Pa') for c in _CONSTANTS]
@@ -99,7 +95,7 @@ def _elastic_terms(name, fem_value, elastic, euler, weights) -> list[dict]:
     for index, (constant, quantity) in enumerate(zip(_CONSTANTS, constants)):
         if not quantity.std:
             continue
-        derivative = _derivative(function, values, index) * scale
+        derivative = central_derivative(function, values, index) * scale
         terms.append(
             variance.term(elastic.uuid, constant, derivative, quantity.std, log=False,
                           note='d/dc of the Hill estimate of these orientations, scaled to the FEM value')
@@ -211,14 +207,14 @@ def fem_to_macro(
             continue
         quantity = mechanics[name]
         terms = []
-        if elastic is not None and microstructure is not None and name in _hill_names():
+        if elastic is not None and microstructure is not None and name in _HILL_NAMES:
             terms = _elastic_terms(name, quantity.value, elastic, microstructure.euler_angles,
                                    microstructure.area_fractions)  # fmt: skip
         elif plastic and assumptions is not None and name in (
             'yield_strength', 'yield_strength_sachs', 'yield_strength_taylor', 'flow_stress'
         ):  # fmt: skip
             terms = _plastic_terms(name, mechanics, assumptions, ln_size_terms)
-        if name in _hill_names() or name in ('yield_strength', 'flow_stress', 'taylor_factor') or (
+        if name in _HILL_NAMES or name in ('yield_strength', 'flow_stress', 'taylor_factor') or (
             name.startswith('yield_strength_')
         ):  # fmt: skip
             terms.append(spread(name))
@@ -251,8 +247,3 @@ def fem_to_macro(
     return {
         'macro': HandoffData(quantities, bridge='fem_to_macro', from_scale='fem', to_scale='macro', metadata=metadata)
     }
-
-
-def _hill_names() -> tuple[str, ...]:
-    return ('youngs_modulus', 'poisson_ratio', 'c11_eff', 'c12_eff', 'c44_eff', 'youngs_modulus_voigt',
-            'youngs_modulus_reuss')  # fmt: skip

@@ -6,7 +6,17 @@ import typing as t
 
 import numpy as np
 
-__all__ = ('first_order_std',)
+__all__ = ('central_derivative', 'first_order_std')
+
+
+def central_derivative(func: t.Callable[..., float], values: t.Sequence[float], index: int) -> float:
+    """``df/dx_index`` at ``values`` by a central difference with a relative step of 1e-6."""
+    values = [float(v) for v in values]
+    step = 1e-6 * max(abs(values[index]), 1e-30)
+    up, down = list(values), list(values)
+    up[index] += step
+    down[index] -= step
+    return (func(*up) - func(*down)) / (2 * step)
 
 
 def first_order_std(func: t.Callable[..., float], values: t.Sequence[float], stds: t.Sequence[float | None]) -> float:
@@ -16,16 +26,8 @@ def first_order_std(func: t.Callable[..., float], values: t.Sequence[float], std
     does the same for functions written with its operators; ours are numpy code (rotations, matrix inverses) that it
     cannot differentiate, hence the central differences.
     """
-    values = [float(v) for v in values]
     total = 0.0
     for i, std in enumerate(stds):
-        if not std:
-            continue
-        step = 1e-6 * max(abs(values[i]), 1e-30)
-        up = list(values)
-        down = list(values)
-        up[i] += step
-        down[i] -= step
-        derivative = (func(*up) - func(*down)) / (2 * step)
-        total += (derivative * std) ** 2
+        if std:
+            total += (central_derivative(func, values, i) * std) ** 2
     return float(np.sqrt(total))
