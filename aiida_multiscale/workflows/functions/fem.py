@@ -293,12 +293,10 @@ def fem_summary(slab: HandoffData, elastic: HandoffData, assumptions: HandoffDat
     )
     quantities = {}
     for name in (*RVE_ELASTIC_QUANTITIES, *_BOUND_QUANTITIES, *(PLASTIC_QUANTITIES if plastic else ())):
-        first = realisations[f'elasticity_{keys[0]}'] if name in RVE_ELASTIC_QUANTITIES else None
-        if name in PLASTIC_QUANTITIES:
-            first = realisations[f'plasticity_{keys[0]}']
+        source = 'elasticity' if name in RVE_ELASTIC_QUANTITIES else 'plasticity' if name in PLASTIC_QUANTITIES else ''
         value, std = _mean_and_sem(per[name])
         unit = 'dimensionless' if name in ('poisson_ratio', 'poisson_ratio_hill', 'taylor_factor') else 'Pa'
-        how = first[name].note if first is not None else (
+        how = realisations[f'{source}_{keys[0]}'][name].note if source else (
             'Voigt/Reuss/Hill of the same orientations with the mesh grain fractions, loading along x; Python, not '
             'MOOSE'
         )  # fmt: skip
