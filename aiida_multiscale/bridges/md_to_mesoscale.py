@@ -30,6 +30,7 @@ ASSUMPTION_UNITS = {
     'activation_energy': 'eV',
     'temperature': 'K',
     'anneal_time': 's',
+    'initial_grain_size': 'm',
 }
 
 
@@ -68,9 +69,10 @@ def relative_potential_error(potential_check: HandoffData | None) -> tuple[float
 
 @calcfunction
 def md_to_mesoscale(md_properties: HandoffData, assumptions: HandoffData, potential_check: HandoffData = None):
-    """Hand sigma_GB (MD) and the assumed M0, Q, T and anneal time to the phase field, in SI units (eV for Q).
+    """Hand sigma_GB (MD) and the assumed M0, Q, T, anneal time and starting grain size to the phase field, in SI
+    units (eV for Q).
 
-    Checks: 0 < sigma_GB <= :data:`MAX_GB_ENERGY`; M0, T and the anneal time > 0, Q >= 0.
+    Checks: 0 < sigma_GB <= :data:`MAX_GB_ENERGY`; M0, T, the anneal time and the starting grain size > 0, Q >= 0.
 
     Uncertainty, first order:
 
@@ -92,18 +94,17 @@ def md_to_mesoscale(md_properties: HandoffData, assumptions: HandoffData, potent
     missing = [name for name in ASSUMPTION_UNITS if name not in assumptions]
     if missing:
         return bridge_exit_code('ERROR_MD_TO_MESOSCALE_ASSUMPTIONS', f'missing assumed quantities {missing}')
-    m0, q, temperature, time = (assumptions.get_quantity(name, unit) for name, unit in ASSUMPTION_UNITS.items())
+    assumed = {name: assumptions.get_quantity(name, unit) for name, unit in ASSUMPTION_UNITS.items()}
+    m0, q, temperature = (assumed[name] for name in ('mobility_prefactor', 'activation_energy', 'temperature'))
     bad = [
-        f'{name} = {quantity.value:.4g} {unit}'
-        for (name, unit), quantity, ok in zip(
-            ASSUMPTION_UNITS.items(),
-            (m0, q, temperature, time),
-            (m0.value > 0, q.value >= 0, temperature.value > 0, time.value > 0),
-        )
-        if not ok
+        f'{name} = {quantity.value:.4g} {ASSUMPTION_UNITS[name]}'
+        for name, quantity in assumed.items()
+        if not (quantity.value >= 0 if name == 'activation_energy' else quantity.value > 0)
     ]
     if bad:
-        return bridge_exit_code('ERROR_MD_TO_MESOSCALE_ASSUMPTIONS', ', '.join(bad) + ' (must be > 0)')
+        return bridge_exit_code(
+            'ERROR_MD_TO_MESOSCALE_ASSUMPTIONS', ', '.join(bad) + ' (must be > 0; the activation energy >= 0)'
+        )
 
     relative_potential, error_names = relative_potential_error(potential_check)
     sigma_std = math.sqrt((sigma.std or 0.0) ** 2 + (relative_potential * sigma.value) ** 2)
@@ -128,8 +129,13 @@ def md_to_mesoscale(md_properties: HandoffData, assumptions: HandoffData, potent
             'note': 'M0 exp(-Q/kT) with the assumed M0, Q at T; first-order std (orders of magnitude: see M0)',
         },
     }
-    for (name, unit), quantity in zip(ASSUMPTION_UNITS.items(), (m0, q, temperature, time)):
-        quantities[name] = {'value': quantity.value, 'unit': unit, 'std': quantity.std, 'note': quantity.note}
+    for name, quantity in assumed.items():
+        quantities[name] = {
+            'value': quantity.value,
+            'unit': ASSUMPTION_UNITS[name],
+            'std': quantity.std,
+            'note': quantity.note,
+        }
     metadata = {
         'md': md_properties.metadata,
         'potential_relative_error_rms': relative_potential,

@@ -47,27 +47,45 @@ def interface_width_from_parameters(parameters: dict | None) -> float | None:
 
 
 def grain_size_terms(
-    size: float, initial: float, interface: HandoffData, misfit: float = 0.0, misfit_uuid: str | None = None
+    size: float,
+    initial: float,
+    interface: HandoffData,
+    misfit: float = 0.0,
+    misfit_uuid: str | None = None,
+    statistics: HandoffData | None = None,
 ) -> list[dict]:
     """The variance-budget terms of ``ln d`` (:mod:`aiida_multiscale.physics.variance`), one per uncertain input.
 
-    Through ``d^2 = d0^2 + A`` with ``A`` proportional to ``M sigma t``: ``d ln d / d ln(M sigma t) = A / (2 d^2)``,
-    and each of ``gb_mobility``, ``gb_energy`` and ``anneal_time`` enters with its relative std read as the std of
-    its logarithm (the mobility is uncertain by orders of magnitude).  The potential's misfit to DFT, when given,
-    is a term of its own (it enters through sigma).
+    Through ``d^2 = d0^2 + k_r M sigma t`` (the reduced rate constant ``k_r`` times ``M sigma t``):
+    ``d ln d / d ln(M sigma t) = (d^2 - d0^2) / (2 d^2)`` and ``d ln d / d ln d0 = d0^2 / d^2``; each of
+    ``gb_mobility``, ``gb_energy``, ``anneal_time`` and ``initial_grain_size`` enters with its relative std read as the
+    std of its logarithm (the mobility is uncertain by orders of magnitude).  The potential's misfit to DFT, when given,
+    is a term of its own (it enters through sigma).  ``statistics`` (the phase field's ``grain_statistics``) adds the
+    rung's own std of the size: the spread of its realisations, the sampling of its grains and the extrapolation.
     """
     from aiida_multiscale.physics.variance import term
 
-    derivative = max(size**2 - initial**2, 0.0) / (2 * size**2) if size > 0 else 0.0
+    growth = max(size**2 - initial**2, 0.0) / (2 * size**2) if size > 0 else 0.0
     how = 'd ln d/d ln(M sigma t) = (d^2 - d0^2)/(2 d^2), parabolic growth'
     terms = []
     for name in ('gb_mobility', 'gb_energy', 'anneal_time'):
         if name in interface and interface[name].relative_std:
-            terms.append(term(interface.uuid, name, derivative, interface[name].relative_std, log=True, note=how))
+            terms.append(term(interface.uuid, name, growth, interface[name].relative_std, log=True, note=how))
+    if 'initial_grain_size' in interface and interface['initial_grain_size'].relative_std:
+        terms.append(
+            term(interface.uuid, 'initial_grain_size', initial**2 / size**2 if size > 0 else 0.0,
+                 interface['initial_grain_size'].relative_std, log=True,
+                 note='d ln d/d ln d0 = d0^2/d^2, parabolic growth')
+        )  # fmt: skip
     if misfit:
         terms.append(
-            term(misfit_uuid, 'potential_misfit', derivative, misfit, log=True,
+            term(misfit_uuid, 'potential_misfit', growth, misfit, log=True,
                  note=f"{how}; rms relative error of the MD potential against DFT, taken as part of sigma's std")
+        )  # fmt: skip
+    if statistics is not None and 'mean_grain_size' in statistics and statistics['mean_grain_size'].relative_std:
+        terms.append(
+            term(statistics.uuid, 'mean_grain_size', 1.0, statistics['mean_grain_size'].relative_std, log=True,
+                 note="the phase field's own std: realisations' spread, grain sampling, extrapolation of the law")
         )  # fmt: skip
     return terms
 
@@ -107,12 +125,18 @@ def mesoscale_to_fem(
     initial_microstructure: MicrostructureData = None,
     phase_field_parameters: orm.Dict = None,
     potential_check: HandoffData = None,
+    grain_statistics: HandoffData = None,
+    **realisations,
 ):
     """Hand the final grain map and the cubic Cij (converted to Pa) to the FEM rung.
 
     Outputs: ``elastic`` (c11, c12, c44 in Pa, stds converted), ``microstructure`` (a new MicrostructureData, so that
-    the FEM rung's input is made by this bridge) and ``grains`` (mean_grain_size [m] with its growth-law std,
-    grain_count, interface_width [m]).
+    the FEM rung's input is made by this bridge), ``realisation_<i>`` (the same for every further realisation given
+    in ``realisations``) and ``grains`` (mean_grain_size [m] with its std, grain_count, interface_width [m]).
+
+    ``grain_statistics`` (the phase field's): its mean over realisations is the size handed on, and its std (spread,
+    sampling, extrapolation) joins the inputs' std (M, sigma, t, d0) propagated through the growth law; every term is
+    listed in the metadata (``ln_grain_size_terms``) for the variance budget.
 
     Checks: Born stability of the Cij; the mean grain size is larger than the phase-field interface width (otherwise
     the "grains" are diffuse interfaces, not grains) and than :data:`MIN_PIXELS_PER_GRAIN` pixels.
@@ -146,26 +170,41 @@ def mesoscale_to_fem(
         )
 
     initial = initial_microstructure.mean_grain_size if initial_microstructure is not None else None
+    maps = [microstructure, *(realisations[key] for key in sorted(realisations))]
+    if grain_statistics is not None:
+        size = grain_statistics.value('mean_grain_size', 'm')
+        initial = grain_statistics.value('initial_mean_grain_size', 'm')
     misfit = 0.0
     if potential_check is not None and not (
         interface is not None and interface.metadata.get('potential_relative_error_rms')
     ):
         misfit, _ = relative_potential_error(potential_check)
-    size_std, size_note = _growth_law_std(size, initial, interface, misfit)
     terms = []
     if interface is not None and initial is not None:
-        terms = grain_size_terms(size, initial, interface, misfit, potential_check.uuid if misfit else None)
+        terms = grain_size_terms(
+            size, initial, interface, misfit, potential_check.uuid if misfit else None, grain_statistics
+        )
+    if grain_statistics is not None:
+        amplitudes = [entry['amplitude'] for entry in terms if entry['amplitude'] is not None]
+        size_std = size * math.sqrt(sum(a * a for a in amplitudes)) if amplitudes else None
+        size_note = (
+            f'{grain_statistics["mean_grain_size"].note}; std here: first order in ln d from the inputs '
+            "(M, sigma, t, d0) through the growth law and the phase field's own std, terms in ln_grain_size_terms"
+        )
+    else:
+        size_std, size_note = _growth_law_std(size, initial, interface, misfit)
+    counts = [m.grain_count for m in maps]
     grains = {
         'mean_grain_size': {'value': size, 'unit': 'm', 'std': size_std, 'note': size_note},
         'grain_count': {
-            'value': microstructure.grain_count,
+            'value': float(sum(counts)) / len(counts),
             'unit': 'dimensionless',
             'std': None,
-            'note': 'grains in the final phase-field map'
+            'note': f'grains in the phase-field map handed on, mean over {len(counts)} realisation(s)'
             + (
-                f'; fewer than {MIN_GRAINS_FOR_STATISTICS}: too few for polycrystal statistics (the grains outgrew '
-                'the domain: a larger domain, more grains or a shorter anneal)'
-                if microstructure.grain_count < MIN_GRAINS_FOR_STATISTICS
+                f'; fewer than {MIN_GRAINS_FOR_STATISTICS} in one: too few for polycrystal statistics (more grains '
+                'in the phase field, parameters.grains and grid)'
+                if min(counts) < MIN_GRAINS_FOR_STATISTICS
                 else ''
             ),
         },
@@ -175,7 +214,9 @@ def mesoscale_to_fem(
             'value': initial,
             'unit': 'm',
             'std': None,
-            'note': 'mean equivalent-circle diameter of the Voronoi start',
+            'note': 'd0, the starting mean grain size'
+            if grain_statistics is not None
+            else 'mean equivalent-circle diameter of the Voronoi start',
         }
     if width is not None:
         grains['interface_width'] = {'value': width, 'unit': 'm', 'std': None, 'note': 'phase-field parameter'}
@@ -190,20 +231,23 @@ def mesoscale_to_fem(
         }
         for name, quantity in constants.items()
     }
-    new_microstructure = MicrostructureData(
-        grain_ids=microstructure.grain_ids, pixel_size=pixel, euler_angles=microstructure.euler_angles
-    )
+    copies = [
+        MicrostructureData(grain_ids=m.grain_ids, pixel_size=m.pixel_size, euler_angles=m.euler_angles) for m in maps
+    ]
     metadata = {'dft': elastic.metadata, 'checks': {'born_stability': 'passed', 'grain_size_resolved': 'passed'}}
     if misfit:
         metadata['potential_relative_error_rms'] = misfit
     checks = dict(metadata['checks'])
     checks['enough_grains'] = (
         'passed'
-        if microstructure.grain_count >= MIN_GRAINS_FOR_STATISTICS
-        else f'warning: {microstructure.grain_count} < {MIN_GRAINS_FOR_STATISTICS} grains'
+        if min(counts) >= MIN_GRAINS_FOR_STATISTICS
+        else f'warning: {min(counts)} < {MIN_GRAINS_FOR_STATISTICS} grains'
     )
-    return {
+    outputs = {
         'elastic': HandoffData(elastic_quantities, metadata=metadata, **common),
-        'microstructure': new_microstructure,
+        'microstructure': copies[0],
         'grains': HandoffData(grains, metadata={'checks': checks, 'ln_grain_size_terms': terms}, **common),
     }
+    for index, copy in enumerate(copies[1:], start=1):
+        outputs[f'realisation_{index:02d}'] = copy
+    return outputs

@@ -43,6 +43,12 @@ def _load_process(identifier: str):
 )
 @click.option('--anneal-time', type=float, default=None, help="Anneal time in s (default: the protocol's).")
 @click.option(
+    '--initial-grain-size',
+    type=float,
+    default=None,
+    help="Starting mean grain size d0 in m, e.g. a recrystallised grain size (default: the protocol's, assumed).",
+)
+@click.option(
     '--potential',
     type=click.Path(exists=True, dir_okay=False),
     default=None,
@@ -59,7 +65,17 @@ def _load_process(identifier: str):
 @resource_options(rungs=tuple(RUNGS))
 @DRY_RUN
 def cmd_launch_chain(
-    element, protocol, temperature, anneal_time, potential, pseudo_family, wait, as_json, options, dry_run
+    element,
+    protocol,
+    temperature,
+    anneal_time,
+    initial_grain_size,
+    potential,
+    pseudo_family,
+    wait,
+    as_json,
+    options,
+    dry_run,
 ):
     """Launch the DFT -> MD -> phase-field -> FEM chain for ELEMENT through the daemon.
 
@@ -72,7 +88,7 @@ def cmd_launch_chain(
     try:
         builder = MultiscaleWorkChain.get_builder_from_protocol(
             element, protocol=protocol, potential=potential, temperature=temperature, anneal_time=anneal_time,
-            pseudo_family=pseudo_family, options=options,
+            pseudo_family=pseudo_family, options=options, initial_grain_size=initial_grain_size,
         )  # fmt: skip
     except ValueError as exc:
         echo_error(str(exc))

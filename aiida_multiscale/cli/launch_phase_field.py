@@ -47,7 +47,16 @@ def _default(name: str) -> str:
 )
 @click.option('--temperature', type=float, default=None, help=f'Anneal temperature in K ({_default("temperature")}).')
 @click.option('--anneal-time', type=float, default=None, help=f'Anneal time in s ({_default("anneal_time")}).')
+@click.option(
+    '--initial-grain-size',
+    type=float,
+    default=None,
+    help=f'Starting mean grain size d0 in m, e.g. a recrystallised grain size ({_default("initial_grain_size")}).',
+)
 @click.option('--grains', type=int, default=None, help="Number of initial Voronoi grains (default: the protocol's).")
+@click.option(
+    '--realisations', type=int, default=None, help="Realisations with different seeds (default: the protocol's)."
+)
 @click.option(
     '--protocol',
     type=click.Choice(['fast', 'moderate', 'precise']),
@@ -66,7 +75,9 @@ def cmd_launch_phase_field(
     activation_energy,
     temperature,
     anneal_time,
+    initial_grain_size,
     grains,
+    realisations,
     protocol,
     code_label,
     wait,
@@ -89,6 +100,7 @@ def cmd_launch_phase_field(
         'activation_energy': activation_energy,
         'temperature': temperature,
         'anneal_time': anneal_time,
+        'initial_grain_size': initial_grain_size,
     }
     quantities = _defaults()
     for name, value in given.items():
@@ -112,7 +124,8 @@ def cmd_launch_phase_field(
         echo_error(f'--code: {exc}; run `aiida-multiscale setup` first')
     try:
         interface = HandoffData(quantities, producer='cli', from_scale='user', to_scale='mesoscale')
-        overrides = {'parameters': {'grains': grains}} if grains is not None else None
+        parameters = {'grains': grains, 'realisations': realisations}
+        overrides = {'parameters': {k: v for k, v in parameters.items() if v is not None}}
         builder = PhaseFieldWorkChain.get_builder_from_protocol(
             code, interface=interface, protocol=protocol, overrides=overrides, options=options
         )

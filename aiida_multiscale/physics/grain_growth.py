@@ -37,6 +37,7 @@ import numpy as np
 from aiida_multiscale.physics.units import is_finite_number
 
 __all__ = (
+    'MIN_INITIAL_GRAIN_SIZE',
     'Extrapolation',
     'GrainSizes',
     'GrowthLaw',
@@ -54,6 +55,9 @@ __all__ = (
     'von_neumann_mullins_rate',
 )
 
+#: A starting grain size below this is not a polycrystal of sharp boundaries (a boundary is about 1 nm thick, Wolf
+#: and Yip, Materials Interfaces (Chapman and Hall, 1992)): normal grain growth by curvature does not apply.
+MIN_INITIAL_GRAIN_SIZE = 10e-9  # m
 #: SI units of the physical inputs (any pint quantity of the same dimension is converted to these).
 SI_UNITS = {'initial_size': 'm', 'mobility': 'm**4/(J*s)', 'gb_energy': 'J/m**2', 'time': 's', 'length': 'm'}
 

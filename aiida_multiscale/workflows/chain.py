@@ -168,6 +168,13 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             help='The annealed microstructure the FEM rung was run on.',
         )
         spec.output(
+            'grain_growth_plot',
+            valid_type=orm.SinglefileData,
+            required=False,
+            help='PNG of the phase field: the grain map handed on, d^2 against t with the fitted growth law, the size '
+            'distribution against the stationary one.',
+        )
+        spec.output(
             'stress_map',
             valid_type=orm.SinglefileData,
             required=False,
@@ -218,6 +225,7 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         anneal_time: float | None = None,
         pseudo_family: str | None = None,
         options: t.Mapping | None = None,
+        initial_grain_size: float | None = None,
     ):
         """Return a builder for ``element`` on ``protocol``, every rung from its own protocol.
 
@@ -230,6 +238,8 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             default potential for the element).
         :param temperature: anneal temperature in K (default: the protocol's fraction of the melting point).
         :param anneal_time: anneal time in s (default: the protocol's).
+        :param initial_grain_size: the starting mean grain size d0 in m, e.g. a recrystallised grain size (default:
+            the protocol's, assumed).
         :param pseudo_family: aiida-pseudo family label for the DFT rung (default: the DFT rung's, multiscale/pbe
             where it has the element, else multiscale/lda).
         :param options: ``metadata.options`` of the rungs' calculations: keys ``dft``, ``md``, ``phase_field``,
@@ -269,8 +279,15 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         builder.md = cls._prune(md, ('element', 'dft'))
         builder.md.accept_potential = orm.Bool(bool(inputs['md'].get('accept_potential', False)))
 
-        assumptions = cls._build_assumptions(element, inputs['assumptions'], temperature, anneal_time)
-        message = check_anneal(element, assumptions['temperature']['value'], assumptions['anneal_time']['value'])
+        assumptions = cls._build_assumptions(
+            element, inputs['assumptions'], temperature, anneal_time, initial_grain_size
+        )
+        message = check_anneal(
+            element,
+            assumptions['temperature']['value'],
+            assumptions['anneal_time']['value'],
+            assumptions['initial_grain_size']['value'],
+        )
         if message:
             raise ValueError(message)
 
@@ -305,7 +322,7 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         return merge_overrides(inputs, overrides, cls._open_paths)
 
     @staticmethod
-    def _build_assumptions(element: str, anneal: dict, temperature, anneal_time) -> dict:
+    def _build_assumptions(element: str, anneal: dict, temperature, anneal_time, initial_grain_size=None) -> dict:
         """The assumed anneal as ``{name: {value, unit, std, note}}``: user values first, then the protocol's."""
         anneal = {name: dict(entry) for name, entry in anneal.items()}
         user = 'user input (launch argument)'
@@ -314,6 +331,13 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             anneal['temperature'] = {'value': float(temperature), 'unit': 'K', 'std': std, 'source': user}
         if anneal_time is not None:
             anneal['anneal_time'].update(value=float(anneal_time), unit='s', source=user)
+        if initial_grain_size is not None:
+            anneal['initial_grain_size'] = {
+                'value': float(initial_grain_size),
+                'unit': 'm',
+                'std': None,
+                'source': user,
+            }
         if 'value' not in anneal['temperature'] and element not in MELTING_POINTS:
             raise ValueError(
                 f'temperature: the melting point of {element} is not in the table (CRC Handbook); give the '
@@ -444,18 +468,27 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             kwargs['initial_microstructure'] = pf.outputs.initial_microstructure
         if 'parameters' in self.inputs.phase_field:
             kwargs['phase_field_parameters'] = self.inputs.phase_field.parameters
+        if 'grain_statistics' in pf.outputs:
+            kwargs['grain_statistics'] = pf.outputs.grain_statistics
+        for key, node in pf.outputs.get('realisations', {}).items():
+            kwargs[key] = node
         results, error = self._run_bridge(mesoscale_to_fem, **kwargs)
         if error:
             return error
         self.ctx.mesoscale_to_fem = results
         if 'initial_microstructure' in pf.outputs:
             self.out('initial_microstructure', pf.outputs.initial_microstructure)
+        if 'grain_growth_plot' in pf.outputs:
+            self.out('grain_growth_plot', pf.outputs.grain_growth_plot)
         self.out('microstructure', results['microstructure'])
 
     def run_fem(self):
         inputs = self.exposed_inputs(FemWorkChain, namespace='fem')
         inputs['microstructure'] = self.ctx.mesoscale_to_fem['microstructure']
         inputs['elastic'] = self.ctx.mesoscale_to_fem['elastic']
+        further = {k: v for k, v in self.ctx.mesoscale_to_fem.items() if k.startswith('realisation_')}
+        if further:
+            inputs['realisations'] = further
         if inputs.get('plasticity'):
             inputs['element'] = self.inputs.element
         inputs.setdefault('metadata', {})['call_link_label'] = 'fem'

@@ -52,8 +52,18 @@ def check_element(element) -> str | None:
     return message_of(md_settings.check_element, element)
 
 
-def check_anneal(element: str | None, temperature: float, anneal_time: float) -> str | None:
-    """None if the anneal makes sense: t > 0, 0 K < T < T_melt (when the melting point is known)."""
+def check_anneal(
+    element: str | None, temperature: float, anneal_time: float, initial_grain_size: float | None = None
+) -> str | None:
+    """None if the anneal makes sense: t > 0, 0 K < T < T_melt (when the melting point is known), d0 >= 10 nm."""
+    from aiida_multiscale.physics.grain_growth import MIN_INITIAL_GRAIN_SIZE
+
+    if initial_grain_size is not None and not initial_grain_size >= MIN_INITIAL_GRAIN_SIZE:
+        return (
+            f'initial_grain_size = {initial_grain_size:g} m: the starting mean grain size must be >= '
+            f'{MIN_INITIAL_GRAIN_SIZE:g} m (a few boundary widths; below it normal grain growth by curvature does '
+            'not apply)'
+        )
     if not anneal_time > 0:
         return f'anneal_time = {anneal_time:g} s: the anneal time must be > 0 s'
     if not temperature > 0:

@@ -41,9 +41,11 @@ __all__ = (
     'VoronoiStart',
     'arrhenius_mobility',
     'build_grain_growth_input',
+    'build_reduced_grain_growth_input',
     'explicit_stable_dt',
     'interface_width',
     'model_constants',
+    'reduced_model_constants',
 )
 
 #: The units of the model inside MOOSE (well-scaled numbers); energies are in eV.
@@ -134,9 +136,9 @@ class GrainGrowthInput:
     output_base: str
 
 
-def _seed_csv(start: VoronoiStart) -> str:
-    """Header-less CSV for ``PropertyReadFile`` (voronoi): x y z (nm), op, grain id, phi1 Phi phi2 (deg)."""
-    seeds = np.asarray(start.seeds, dtype=float) * M_TO_NM
+def _seed_csv(start: VoronoiStart, length_factor: float = M_TO_NM) -> str:
+    """Header-less CSV for ``PropertyReadFile`` (voronoi): x y z (model lengths), op, grain id, phi1 Phi phi2 (deg)."""
+    seeds = np.asarray(start.seeds, dtype=float) * length_factor
     angles = np.zeros((len(seeds), 3)) if start.euler_angles is None else np.asarray(start.euler_angles, float)
     rows = []
     for k, ((x, y), op, (p1, pp, p2)) in enumerate(zip(seeds.tolist(), start.ops, angles.tolist())):
@@ -154,7 +156,12 @@ EXPLICIT_STEPS_PER_IMPLICIT_PER_OP = 2.5
 EXPLICIT_SAFETY = 0.8
 
 
-def explicit_stable_dt(constants: dict[str, float], spacing: tuple[float, float]) -> float:
+def explicit_stable_dt(
+    constants: dict[str, float],
+    spacing: tuple[float, float],
+    length_factor: float = M_TO_NM,
+    time_factor: float = NS_TO_S,
+) -> float:
     """Largest stable forward-Euler time step (s, times :data:`EXPLICIT_SAFETY`) of the model on a QUAD4 grid.
 
     Forward Euler is stable for ``dt < 2 / lambda_max`` of the linearised operator ``M_lumped^-1 (K + R)``.  The
@@ -163,15 +170,16 @@ def explicit_stable_dt(constants: dict[str, float], spacing: tuple[float, float]
     (``4 D / h^2`` on a square grid).  The bulk term adds at most ``6 L mu``: ``d(dF_i)/d eta_i`` is ``2`` in a grain
     and below ``5`` where another grain overlaps, plus the coupling ``4 gamma eta_i eta_j``.
 
-    :param constants: :func:`model_constants` (nm, ns, eV).
-    :param spacing: element sizes ``(hx, hy)`` in m.
+    :param constants: :func:`model_constants` (nm, ns, eV), or the reduced ones (:func:`reduced_model_constants`).
+    :param spacing: element sizes ``(hx, hy)`` in m (reduced lengths with ``length_factor`` 1).
+    :param length_factor: model length per input length; :param time_factor: input time per model time.
     """
-    hx, hy = (h * M_TO_NM for h in spacing)
+    hx, hy = (h * length_factor for h in spacing)
     c = np.linspace(-1.0, 1.0, 81)
     cx, cy = np.meshgrid(c, c)
     diffusion = np.max(2 * (1 - cx) * (2 + cy) / (3 * hx**2) + 2 * (1 - cy) * (2 + cx) / (3 * hy**2))
-    rate = constants['L'] * constants['kappa'] * diffusion + 6 * constants['L'] * constants['mu']  # 1/ns
-    return EXPLICIT_SAFETY * 2.0 / rate * NS_TO_S
+    rate = constants['L'] * constants['kappa'] * diffusion + 6 * constants['L'] * constants['mu']  # 1/model time
+    return EXPLICIT_SAFETY * 2.0 / rate * time_factor
 
 
 def _pairwise_bulk(etas: list[str], kernels: dict, materials: dict) -> None:
@@ -295,36 +303,8 @@ def build_grain_growth_input(
         (default): explicit when ``dt_max`` is at most :data:`EXPLICIT_STEPS_PER_IMPLICIT_PER_OP` times N stable
         explicit steps, i.e. when it is the cheaper of the two for the same anneal (``benchmarks/phase_field.py``).
     """
-    lx, ly = (float(v) for v in domain_size)
-    nx, ny = (int(v) for v in grid)
-    n_op = int(n_order_parameters)
-    if n_op < 2:
-        raise ValueError(f'n_order_parameters must be >= 2, got {n_op}')
-    if solver not in ('newton', 'pjfnk'):
-        raise ValueError(f"solver must be 'newton' or 'pjfnk', got {solver!r}")
-    if time_integration not in ('auto', 'implicit', 'explicit'):
-        raise ValueError(f"time_integration must be 'auto', 'implicit' or 'explicit', got {time_integration!r}")
-    if formulation not in ('split', 'pairwise'):
-        raise ValueError(f"formulation must be 'split' or 'pairwise', got {formulation!r}")
     mobility = arrhenius_mobility(mobility_prefactor, activation_energy, temperature)
     constants = model_constants(gb_energy, mobility, interface_width)
-    dx_nm = lx * M_TO_NM / nx
-    start_ns = start_time * S_TO_NS
-    end_time_ns = (start_time + anneal_time) * S_TO_NS
-    if dt_initial is None:
-        dt_initial = 0.2 * dx_nm**2 / (constants['M'] * constants['sigma']) * NS_TO_S
-    if dt_max is None:
-        dt_max = anneal_time / 20
-    dt_stable = explicit_stable_dt(constants, (lx / nx, ly / ny))
-    if time_integration == 'auto':
-        explicit = dt_max <= EXPLICIT_STEPS_PER_IMPLICIT_PER_OP * n_op * dt_stable
-    else:
-        explicit = time_integration == 'explicit'
-    if explicit:
-        dt_max = min(dt_max, dt_stable)
-    dt_initial = min(dt_initial, dt_max)
-    etas = [f'eta{k}' for k in range(n_op)]
-
     variables = {
         # Physical inputs in SI units (overridable on MOOSE's command line), then the conversion to nm, ns, eV.
         'gb_energy': float(gb_energy),  # J/m^2
@@ -338,7 +318,159 @@ def build_grain_growth_input(
             f'mobility_prefactor * exp(-activation_energy / (kB * temperature)) * {M4_PER_JS_TO_NM4_PER_EVNS!r}'
         ),  # nm^4/(eV ns)
         'width': Expression(f'interface_width * {M_TO_NM!r}'),  # nm
-        'mu': Expression('6 * sigma / width'),  # eV/nm^3
+    }
+    return _render(
+        constants=constants,
+        variables=variables,
+        length_factor=M_TO_NM,
+        time_factor=S_TO_NS,
+        anneal_time=anneal_time,
+        domain_size=domain_size,
+        grid=grid,
+        n_order_parameters=n_order_parameters,
+        start=start,
+        start_time=start_time,
+        dt_initial=dt_initial,
+        dt_max=dt_max,
+        n_frames=n_frames,
+        solver=solver,
+        nl_rel_tol=nl_rel_tol,
+        nl_abs_tol=nl_abs_tol,
+        output_base=output_base,
+        perf_graph=perf_graph,
+        formulation=formulation,
+        time_integration=time_integration,
+    )
+
+
+def reduced_model_constants(interface_width: float) -> dict[str, float]:
+    """Model parameters in reduced units: lengths in the starting grain size ``d0``, time in ``d0^2 / (M sigma)``,
+    energy per area in ``sigma`` (so ``sigma = M = 1``); ``interface_width`` in ``d0``.
+
+    Moelans' relations are linear in ``sigma`` and ``M``, so the reduced equations carry no physical constant: one run
+    serves every ``(M, sigma, d0)`` and its time is ``tau = t M sigma / d0^2``
+    (:class:`aiida_multiscale.physics.grain_growth.ReducedUnits`).
+    """
+    width = float(interface_width)
+    return {'sigma': 1.0, 'M': 1.0, 'width': width, 'mu': 6.0 / width, 'kappa': 0.75 * width, 'L': 4.0 / (3.0 * width)}
+
+
+def build_reduced_grain_growth_input(
+    *,
+    anneal_time: float,
+    domain_size: tuple[float, float],
+    grid: tuple[int, int],
+    interface_width: float,
+    n_order_parameters: int,
+    start: VoronoiStart | RestartStart | CircleStart | FunctionStart,
+    start_time: float = 0.0,
+    dt_initial: float | None = None,
+    dt_max: float | None = None,
+    n_frames: int = 10,
+    solver: str = 'newton',
+    nl_rel_tol: float = 1e-6,
+    nl_abs_tol: float = 1e-9,
+    output_base: str = 'phase_field',
+    perf_graph: bool = False,
+    formulation: str = 'split',
+    time_integration: str = 'auto',
+) -> GrainGrowthInput:
+    """The same model as :func:`build_grain_growth_input` in reduced units (:func:`reduced_model_constants`).
+
+    Every length (``domain_size``, ``interface_width``, the seeds and radii of ``start``) is in the starting grain
+    size ``d0`` and every time (``anneal_time``, ``start_time``, ``dt_initial``, ``dt_max``) in ``d0^2 / (M sigma)``.
+    The input holds no physical constant, so two anneals that differ only in ``M``, ``sigma`` or ``d0`` render the
+    same file (and AiiDA's caching reuses the run).
+    """
+    constants = reduced_model_constants(interface_width)
+    variables = {
+        # Reduced units: lengths in d0, times in d0^2/(M sigma), sigma = M = 1.
+        'interface_width': float(interface_width),  # d0
+        'sigma': 1.0,
+        'M': 1.0,
+        'width': Expression('interface_width'),
+    }
+    return _render(
+        constants=constants,
+        variables=variables,
+        length_factor=1.0,
+        time_factor=1.0,
+        anneal_time=anneal_time,
+        domain_size=domain_size,
+        grid=grid,
+        n_order_parameters=n_order_parameters,
+        start=start,
+        start_time=start_time,
+        dt_initial=dt_initial,
+        dt_max=dt_max,
+        n_frames=n_frames,
+        solver=solver,
+        nl_rel_tol=nl_rel_tol,
+        nl_abs_tol=nl_abs_tol,
+        output_base=output_base,
+        perf_graph=perf_graph,
+        formulation=formulation,
+        time_integration=time_integration,
+    )
+
+
+def _render(
+    *,
+    constants: dict[str, float],
+    variables: dict,
+    length_factor: float,
+    time_factor: float,
+    anneal_time: float,
+    domain_size: tuple[float, float],
+    grid: tuple[int, int],
+    n_order_parameters: int,
+    start,
+    start_time: float,
+    dt_initial: float | None,
+    dt_max: float | None,
+    n_frames: int,
+    solver: str,
+    nl_rel_tol: float,
+    nl_abs_tol: float,
+    output_base: str,
+    perf_graph: bool,
+    formulation: str,
+    time_integration: str,
+) -> GrainGrowthInput:
+    """The HIT input of the model from its constants in model units; lengths and times of the arguments are in the
+    caller's units, ``length_factor`` (model length per input length) and ``time_factor`` (model time per input
+    time) convert them (nm and ns from SI; 1 and 1 in reduced units)."""
+    lx, ly = (float(v) for v in domain_size)
+    nx, ny = (int(v) for v in grid)
+    n_op = int(n_order_parameters)
+    if n_op < 2:
+        raise ValueError(f'n_order_parameters must be >= 2, got {n_op}')
+    if solver not in ('newton', 'pjfnk'):
+        raise ValueError(f"solver must be 'newton' or 'pjfnk', got {solver!r}")
+    if time_integration not in ('auto', 'implicit', 'explicit'):
+        raise ValueError(f"time_integration must be 'auto', 'implicit' or 'explicit', got {time_integration!r}")
+    if formulation not in ('split', 'pairwise'):
+        raise ValueError(f"formulation must be 'split' or 'pairwise', got {formulation!r}")
+    dx_model = lx * length_factor / nx
+    start_model = start_time * time_factor
+    end_model = (start_time + anneal_time) * time_factor
+    if dt_initial is None:
+        dt_initial = 0.2 * dx_model**2 / (constants['M'] * constants['sigma']) / time_factor
+    if dt_max is None:
+        dt_max = anneal_time / 20
+    dt_stable = explicit_stable_dt(constants, (lx / nx, ly / ny), length_factor, 1.0 / time_factor)
+    if time_integration == 'auto':
+        explicit = dt_max <= EXPLICIT_STEPS_PER_IMPLICIT_PER_OP * n_op * dt_stable
+    else:
+        explicit = time_integration == 'explicit'
+    if explicit:
+        dt_max = min(dt_max, dt_stable)
+    dt_initial = min(dt_initial, dt_max)
+    etas = [f'eta{k}' for k in range(n_op)]
+
+    variables = {
+        **variables,
+        'mu': Expression('6 * sigma / width'),  # eV/nm^3 (reduced: sigma/d0)
         'kappa': Expression('0.75 * sigma * width'),  # eV/nm
         'L': Expression('4 * M / (3 * width)'),  # nm^3/(eV ns)
         'Lkappa': Expression('L * kappa'),
@@ -356,8 +488,8 @@ def build_grain_growth_input(
             'dim': 2,
             'nx': nx,
             'ny': ny,
-            'xmax': lx * M_TO_NM,
-            'ymax': ly * M_TO_NM,
+            'xmax': lx * length_factor,
+            'ymax': ly * length_factor,
             'elem_type': 'QUAD4',
         }
     }
@@ -370,7 +502,7 @@ def build_grain_growth_input(
     if isinstance(start, VoronoiStart):
         if len(start.ops) != len(start.seeds) or max(start.ops) >= n_op or min(start.ops) < 0:
             raise ValueError(f'VoronoiStart.ops must give one op in 0..{n_op - 1} per seed')
-        files['grains.csv'] = _seed_csv(start)
+        files['grains.csv'] = _seed_csv(start, length_factor)
         user_objects['seeds'] = {
             'type': 'PropertyReadFile',
             'prop_file_name': 'grains.csv',
@@ -396,8 +528,8 @@ def build_grain_growth_input(
     elif isinstance(start, CircleStart):
         if n_op < 2:
             raise ValueError('a circle needs two order parameters')
-        r = start.radius * M_TO_NM
-        cx, cy = lx * M_TO_NM / 2, ly * M_TO_NM / 2
+        r = start.radius * length_factor
+        cx, cy = lx * length_factor / 2, ly * length_factor / 2
         # Equilibrium profile of Moelans' model for gamma = 1.5: eta = (1 - tanh(2 d / l)) / 2 ... close enough as a
         # start; the interface relaxes within a few steps anyway.
         inside = f'0.5 * (1 - tanh(2 * (sqrt((x - {cx!r})^2 + (y - {cy!r})^2) - {r!r}) / {constants["width"]!r}))'
@@ -461,7 +593,7 @@ def build_grain_growth_input(
 
     stepper = {
         'type': 'IterationAdaptiveDT',
-        'dt': dt_initial * S_TO_NS,
+        'dt': dt_initial * time_factor,
         'optimal_iterations': 5,
         'iteration_window': 1,
         'growth_factor': 1.5,
@@ -472,9 +604,9 @@ def build_grain_growth_input(
         # IterationAdaptiveDT (no iterations, so it only grows) ramps a restart's small first step back up to dtmax.
         blocks['Executioner'] = {
             'type': 'Transient',
-            'start_time': start_ns,
-            'end_time': end_time_ns,
-            'dtmax': dt_max * S_TO_NS,
+            'start_time': start_model,
+            'end_time': end_model,
+            'dtmax': dt_max * time_factor,
             'TimeIntegrator': {'type': 'ActuallyExplicitEuler', 'solve_type': 'lumped'},
             'TimeStepper': stepper,
         }
@@ -496,13 +628,13 @@ def build_grain_growth_input(
             'nl_max_its': 12,
             'nl_rel_tol': nl_rel_tol,
             'nl_abs_tol': nl_abs_tol,
-            'start_time': start_ns,
-            'end_time': end_time_ns,
-            'dtmax': dt_max * S_TO_NS,
-            'dtmin': dt_initial * S_TO_NS * 1e-4,
+            'start_time': start_model,
+            'end_time': end_model,
+            'dtmax': dt_max * time_factor,
+            'dtmin': dt_initial * time_factor * 1e-4,
             'TimeStepper': stepper,
         }
-    frame_times = [start_ns + (end_time_ns - start_ns) * (k + 1) / n_frames for k in range(n_frames)]
+    frame_times = [start_model + (end_model - start_model) * (k + 1) / n_frames for k in range(n_frames)]
     outputs: dict[str, t.Any] = {
         'file_base': output_base,
         'csv': {'type': 'CSV'},

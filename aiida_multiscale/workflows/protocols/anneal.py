@@ -40,7 +40,16 @@ def resolve_anneal(anneal: dict, melting_point: float | None = None) -> dict:
 
 
 def standalone_interface(inputs: dict | None = None) -> dict:
-    """The interface quantities of a stand-alone phase-field run: the protocol's ``anneal`` and ``gb_energy``."""
+    """The interface quantities of a stand-alone phase-field run: the protocol's ``anneal``, ``gb_energy`` and
+    ``melting_point``."""
     inputs = inputs if inputs is not None else load_protocol_file('phase_field')['default_inputs']
     melting_point = inputs['melting_point']['value']
-    return resolve_anneal({'gb_energy': inputs['gb_energy'], **inputs['anneal']}, melting_point)
+    quantities = resolve_anneal({'gb_energy': inputs['gb_energy'], **inputs['anneal']}, melting_point)
+    # The melting point bounds the anneal temperature (the rung's validator refuses T >= T_melt).
+    quantities['melting_point'] = {
+        'value': melting_point,
+        'unit': inputs['melting_point']['unit'],
+        'std': None,
+        'note': f'source: {inputs["melting_point"]["source"]}',
+    }
+    return quantities
