@@ -57,6 +57,7 @@ def assumptions_node(temperature=600.0, anneal_time=1e-4, m0=2.5e-6, m0_std=5.75
             'activation_energy': {'value': q, 'unit': 'eV', 'std': q_std, 'source': 'MOOSE Cu example'},
             'temperature': {'value': temperature, 'unit': 'K', 'std': t_std, 'source': 'test'},
             'anneal_time': {'value': anneal_time, 'unit': 's', 'std': None, 'source': 'test'},
+            'initial_grain_size': {'value': 1e-5, 'unit': 'm', 'std': 5e-6, 'source': 'test'},
         }
     )
 
@@ -263,6 +264,43 @@ def test_mesoscale_to_fem_si_units_new_microstructure_and_growth_std(aiida_profi
     grains = result['grains']
     assert grains['mean_grain_size'].std == pytest.approx(expected, rel=1e-9)
     assert grains['interface_width'].value == pytest.approx(10e-9)
+
+
+def test_mesoscale_to_fem_with_grain_statistics_and_realisations(aiida_profile):
+    """With the phase field's grain_statistics: its mean size is handed on, the std adds the inputs (M, sigma, t, d0)
+    through the growth law to the rung's own, in ln d; every realisation's map goes on as a new node."""
+    first, second = microstructure(4, seed=1), microstructure(5, seed=2)
+    d, d0, own = 2.0e-6, 1.0e-6, 0.1e-6
+    statistics = HandoffData(
+        {
+            'mean_grain_size': {'value': d, 'unit': 'm', 'std': own},
+            'initial_mean_grain_size': {'value': d0, 'unit': 'm', 'std': 0.5e-6},
+        }
+    )
+    interface = HandoffData(
+        {
+            'gb_energy': {'value': 0.49, 'unit': 'J/m**2', 'std': 0.05},
+            'gb_mobility': {'value': 3e-8, 'unit': 'm**4/(J*s)', 'std': 6e-8},
+            'anneal_time': {'value': 3600, 'unit': 's', 'std': None},
+            'initial_grain_size': {'value': d0, 'unit': 'm', 'std': 0.5e-6},
+        }
+    )
+    result, node = mesoscale_to_fem.run_get_node(
+        microstructure=first, elastic=elastic_node(), interface=interface, grain_statistics=statistics,
+        realisation_1=second,
+    )  # fmt: skip
+    assert node.is_finished_ok, node.exit_message
+    grains = result['grains']
+    assert grains['mean_grain_size'].value == d
+    # ln d = 1/2 ln(d0^2 + k M sigma t): d ln d/d ln(M sigma t) = (d^2 - d0^2)/(2 d^2), d ln d/d ln d0 = d0^2/d^2.
+    growth, start = (d**2 - d0**2) / (2 * d**2), d0**2 / d**2
+    relative = math.sqrt((growth * 2.0) ** 2 + (growth * 0.05 / 0.49) ** 2 + (start * 0.5) ** 2 + (own / d) ** 2)
+    assert grains['mean_grain_size'].std == pytest.approx(d * relative, rel=1e-9)
+    names = {entry['quantity'] for entry in grains.metadata['ln_grain_size_terms']}
+    assert names == {'gb_mobility', 'gb_energy', 'initial_grain_size', 'mean_grain_size'}
+    assert np.array_equal(result['realisation_01'].grain_ids, second.grain_ids)
+    assert result['realisation_01'].uuid != second.uuid
+    assert grains['grain_count'].value == pytest.approx((4 + 5) / 2)
 
 
 def test_mesoscale_to_fem_adds_potential_misfit_once(aiida_profile):

@@ -466,7 +466,8 @@ def _phase_field_process(codes):
             310,
             'MooseCalculation<9> failed and no handler can fix it: [311] MOOSE was terminated abnormally (Killed)',
             'ERROR_MOOSE_FAILED',
-            'Cycle 0: MooseBaseWorkChain<{pk}> failed: [310] MooseCalculation<9> failed and no handler can fix it: '
+            'Cycle 0 of realisation 0: MooseBaseWorkChain<{pk}> failed: [310] MooseCalculation<9> failed and no '
+            'handler can fix it: '
             '[311] MOOSE was terminated abnormally (Killed)',
         ),
         (
@@ -474,15 +475,15 @@ def _phase_field_process(codes):
             'MooseCalculation<9> was killed at its walltime of 86400 s and max_wallclock_seconds_limit = 86400 s '
             'allows no more',
             'ERROR_OUT_OF_WALLTIME',
-            'Phase-field rung, cycle 0: MooseCalculation<9> was killed at its walltime of 86400 s and '
+            'Phase-field rung, cycle 0 of realisation 0: MooseCalculation<9> was killed at its walltime of 86400 s and '
             'max_wallclock_seconds_limit = 86400 s allows no more',
         ),
         (
             321,
             'MooseCalculation<9> could not continue from its checkpoint (exit 310: bad header) and is not run again',
             'ERROR_RECOVERY_FAILED',
-            'Phase-field rung, cycle 0: MooseCalculation<9> could not continue from its checkpoint (exit 310: bad '
-            'header) and is not run again',
+            'Phase-field rung, cycle 0 of realisation 0: MooseCalculation<9> could not continue from its checkpoint '
+            '(exit 310: bad header) and is not run again',
         ),
     ],
     ids=['310', '320', '321'],
@@ -494,8 +495,8 @@ def test_phase_field_cycle_failed_mock(codes, status, message, label, expected):
 
     process = _phase_field_process(codes)
     node = _child('MooseBaseWorkChain', status, message)
-    process.ctx.cycles = [node]
-    result = process.inspect_cycle()
+    process.ctx.cycles_00 = [node]
+    result = process.inspect_cycles()
     assert result.status == getattr(PhaseFieldWorkChain.exit_codes, label).status == status
     assert result.message == expected.format(pk=node.pk)
 
@@ -504,10 +505,10 @@ def test_phase_field_no_exodus_mock(codes):
     """311: a cycle that finished OK without an Exodus file (e.g. Outputs/exodus switched off) cannot be analysed."""
     process = _phase_field_process(codes)
     node = _child('MooseBaseWorkChain', 0, outputs={'output_parameters': orm.Dict({'postprocessors': {}})})
-    process.ctx.cycles = [node]
-    result = process.inspect_cycle()
+    process.ctx.cycles_00 = [node]
+    result = process.inspect_cycles()
     assert result.status == 311
-    assert result.message == f'Cycle 0: MooseBaseWorkChain<{node.pk}> returned no Exodus file.'
+    assert result.message == f'Cycle 0 of realisation 0: MooseBaseWorkChain<{node.pk}> returned no Exodus file.'
 
 
 def test_phase_field_analysis_failed_mock(codes):
@@ -517,15 +518,19 @@ def test_phase_field_analysis_failed_mock(codes):
     cut = (FIXTURES / 'moose' / 'phase_field_small' / 'small.e').read_bytes()[:4096]
     exodus = orm.SinglefileData(io.BytesIO(cut), filename='phase_field.e')
     node = _child('MooseBaseWorkChain', 0, outputs={'exodus': exodus})
-    process.ctx.cycles = [node]
-    result = process.inspect_cycle()
+    process.ctx.cycles_00 = [node]
+    result = process.inspect_cycles()
     assert result.status == 300
-    # the reader's own error is kept: the first order parameter, which the cut file no longer holds
-    assert result.message == "The grain analysis of cycle 0 failed: 'eta0'"
+    # the reader's own error is kept (the first order parameter, which the cut file no longer holds) and explained
+    assert result.message == (
+        "The grain analysis of realisation 0, cycle 0 failed: KeyError: 'eta0' (the Exodus file is unreadable or "
+        'lacks the order parameters)'
+    )
     # and a rung that never finished a cycle has nothing to hand on: the same exit code, saying so
     fresh = _phase_field_process(codes)
     result = fresh.results()
-    assert result.status == 300 and result.message == 'The grain analysis of cycle 0 failed: no cycle finished'
+    assert result.status == 300
+    assert result.message == 'The grain analysis of realisation 0, cycle 0 failed: no cycle finished'
 
 
 # ============================================================================================ RVE elasticity rung
@@ -807,7 +812,7 @@ def test_chain_md_to_mesoscale_refused_mock(codes, gb_energy, assumptions, label
 @pytest.mark.parametrize(
     ('elastic', 'label', 'words'),
     [
-        (_cubic, 'ERROR_MESOSCALE_TO_FEM_GRAIN_SIZE', 'mean grain size 1.128e-07 m <= interface width 2.5e-07 m'),
+        (_cubic, 'ERROR_MESOSCALE_TO_FEM_GRAIN_SIZE', 'mean grain size 5e-08 m <= interface width 2.5e-07 m'),
         (lambda: _cubic(110.0, 60.0, -3.0), 'ERROR_MESOSCALE_TO_FEM_BORN_UNSTABLE', 'C44 = -3 must be > 0'),
         (lambda: _cubic(names=('c11', 'c12')), 'ERROR_MESOSCALE_TO_FEM_MISSING_CONSTANTS', "constants ['c44']"),
     ],
@@ -815,8 +820,9 @@ def test_chain_md_to_mesoscale_refused_mock(codes, gb_energy, assumptions, label
 )
 def test_chain_mesoscale_to_fem_refused_mock(codes, elastic, label, words):
     """330/331/332: the mesoscale_to_fem bridge (real calcfunction) refuses the join of the hand-made rungs: a
-    phase-field map whose grains (113 nm) are smaller than the fast protocol's interface width (4 x 3 um / 48),
-    Born-unstable or incomplete elastic constants (only reachable with a context a real dft_to_md would refuse)."""
+    phase field whose grains (50 nm) are smaller than its diffuse-interface width (250 nm, as grain_statistics reports
+    it), Born-unstable or incomplete elastic constants (only reachable with a context a real dft_to_md would
+    refuse)."""
     from aiida_multiscale.workflows.chain import MultiscaleWorkChain
 
     process = _chain_process(codes)
@@ -824,7 +830,15 @@ def test_chain_mesoscale_to_fem_refused_mock(codes, elastic, label, words):
     assert process.bridge_md_to_mesoscale() is None
     process.ctx.dft_to_md = {'elastic': elastic()}
     process.ctx.potential_check = HandoffData({'a0_relative_error': {'value': 0.01, 'unit': 'dimensionless'}})
-    process.ctx.phase_field = _child('PhaseFieldWorkChain', 0, outputs={'microstructure': _stripes()})
+    statistics = HandoffData(
+        {
+            'mean_grain_size': {'value': 5e-8, 'unit': 'm', 'std': None},
+            'initial_mean_grain_size': {'value': 4e-8, 'unit': 'm', 'std': None},
+            'interface_width': {'value': 2.5e-7, 'unit': 'm', 'std': None},
+        }
+    )
+    outputs = {'microstructure': _stripes(), 'grain_statistics': statistics}
+    process.ctx.phase_field = _child('PhaseFieldWorkChain', 0, outputs=outputs)
     result = process.bridge_mesoscale_to_fem()
     status, _ = BRIDGE_EXIT_CODES[label]
     assert result.status == MultiscaleWorkChain.exit_codes[label].status == status

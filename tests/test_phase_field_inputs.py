@@ -19,6 +19,7 @@ def _interface(**changes):
         'activation_energy': (0.23, 'eV'),
         'temperature': (560.0, 'K'),
         'anneal_time': (1e-4, 's'),
+        'initial_grain_size': (1e-5, 'm'),
     }
     values.update(changes)
     return HandoffData({k: {'value': v, 'unit': u, 'std': None, 'note': 'test'} for k, (v, u) in values.items()})
@@ -40,6 +41,10 @@ def _builder(codes, interface=None, **parameters):
         ('gb_energy', 0.0, 'mJ/m**2', r'gb_energy .* must be > 0'),
         ('mobility_prefactor', 0.0, 'm**4/(J*s)', r'mobility_prefactor \(mobility prefactor M0\) = 0 .* must be > 0'),
         ('gb_energy', 0.3, 'eV', r'gb_energy cannot be converted to J/m\*\*2'),
+        ('anneal_time', 0.0, 's', r'anneal_time \(the anneal time\) = 0 s must be > 0'),
+        ('temperature', -5.0, 'K', r'temperature \(the anneal temperature\) = -5 K must be > 0'),
+        ('initial_grain_size', 2.0, 'nm', r'initial_grain_size = 2e-09 m is below 1e-08 m.*at least 10 nm'),
+        ('melting_point', 500.0, 'K', r'temperature = 560 K is at or above the melting point 500 K'),
     ],
 )
 def test_bad_interface_is_rejected(codes, name, value, unit, match):
@@ -53,14 +58,27 @@ def test_interface_units_are_converted(codes):
     assert builder.interface.value('gb_energy', 'J/m**2') == pytest.approx(0.36)
 
 
+def test_interface_without_initial_grain_size_names_the_fix(codes):
+    """An interface of the first version (no d0) is refused before submission, naming the quantity and the option."""
+    old = _interface()
+    quantities = {name: old.get_quantity(name) for name in old.names if name != 'initial_grain_size'}
+    interface = HandoffData(
+        {n: {'value': q.value, 'unit': q.unit, 'std': q.std, 'note': q.note} for n, q in quantities.items()}
+    )
+    with pytest.raises(ValueError, match=r"'initial_grain_size' is missing .*--initial-grain-size"):
+        _builder(codes, interface=interface)
+
+
 @pytest.mark.parametrize(
     ('parameters', 'match'),
     [
-        ({'interface_width': 2 * 3.0e-6 / 40}, r'interface_width = 1\.5e-07 m is under 3 elements .* valid range'),
-        ({'interface_width': 4.0e-7}, r'interface_width = 4e-07 m is over a quarter of the initial grain size'),
-        ({'order_parameters': 2}, r'order_parameters = 2 is fewer than the \d that the colouring .* >= \d'),
-        ({'grains': 1}, r'grains = 1 must be >= 2'),
+        ({'interface_elements': 2}, r'interface_elements must be >= 3, got 2'),
+        ({'grid': 40}, r'a grid of 40 elements cannot hold 60 grains: .* give grid >= 83 or fewer grains'),
+        ({'order_parameters': 2}, r'order_parameters = 2 is fewer than the \d+ that the colouring .* >= \d'),
+        ({'grains': 40}, r'grains = 40 must be at least twice min_grains = 25'),
         ({'solver': 'lu'}, r"solver must be 'newton' or 'pjfnk'"),
+        ({'cycle_time': 0}, r'cycle_time must be a number in \(0, inf\]'),
+        ({'realisations': 0}, r'realisations must be a positive integer'),
     ],
 )
 def test_bad_parameters_are_rejected(codes, parameters, match):
@@ -68,15 +86,32 @@ def test_bad_parameters_are_rejected(codes, parameters, match):
         _builder(codes, **parameters)
 
 
+@pytest.mark.parametrize(
+    ('parameters', 'match'),
+    [
+        ({'domain_size': 3e-6}, r'`domain_size` is gone .* initial_grain_size'),
+        ({'interface_width': 1e-7}, r'`interface_width` is gone .* `interface_elements`'),
+        ({'cycles': 4}, r'`cycles` is gone .* `cycle_time`'),
+    ],
+)
+def test_parameters_of_the_first_version_name_their_replacement(codes, parameters, match):
+    """A stored Dict of the first version (SI domain, cycles) is refused by the port, naming what replaced it."""
+    from aiida import orm
+
+    builder = _builder(codes)
+    with pytest.raises(ValueError, match=match):
+        builder.parameters = orm.Dict({**builder.parameters.get_dict(), **parameters})
+
+
 def test_protocol_overrides(codes):
     """Unknown keys are refused, the caller's dict is left alone, and None removes a key (back to the default)."""
     with pytest.raises(ValueError, match="unknown override key 'parameters.grain'"):
         _builder(codes, grain=3)
-    overrides = {'parameters': {'grains': 8, 'interface_width': None}}
+    overrides = {'parameters': {'grains': 50, 'seed': None}}
     kept = copy.deepcopy(overrides)
     builder = PhaseFieldWorkChain.get_builder_from_protocol(codes['moose'], protocol='fast', overrides=overrides)
     assert overrides == kept
-    assert builder.parameters['grains'] == 8 and 'interface_width' not in builder.parameters.get_dict()
+    assert builder.parameters['grains'] == 50 and 'seed' not in builder.parameters.get_dict()
     assert builder.interface.value('gb_energy', 'J/m**2') == pytest.approx(0.36)  # the assumed default for Al
     assert 'assumed' in builder.interface.get_quantity('mobility_prefactor', 'm**4/(J*s)').note
     for protocol in ('fast', 'moderate', 'precise'):
@@ -89,8 +124,17 @@ def test_standalone_interface_is_the_anneal_of_the_protocol():
     """The stand-alone interface is the protocol's anneal (the chain's too) with its GB energy, all assumed."""
     inputs = PhaseFieldWorkChain.get_protocol_inputs()
     quantities = PhaseFieldWorkChain.standalone_interface()
-    assert set(quantities) == {'gb_energy', 'mobility_prefactor', 'activation_energy', 'temperature', 'anneal_time'}
-    assert all(quantity['note'].startswith('assumed; source: ') for quantity in quantities.values())
+    assumed = {
+        'gb_energy',
+        'mobility_prefactor',
+        'activation_energy',
+        'temperature',
+        'anneal_time',
+        'initial_grain_size',
+    }
+    assert set(quantities) == assumed | {'melting_point'}
+    assert all(quantities[name]['note'].startswith('assumed; source: ') for name in assumed)
+    assert quantities['melting_point']['value'] == inputs['melting_point']['value']
     anneal = inputs['anneal']
     assert quantities['temperature']['value'] == anneal['temperature']['homologous'] * inputs['melting_point']['value']
     mobility = anneal['mobility_prefactor']
@@ -106,11 +150,17 @@ def test_cycle_input_is_rendered(codes):
     builder = _builder(codes)
     process = instantiate_process(get_manager().get_runner(), builder)
     process.setup()
-    inputs = process._cycle_inputs()
+    inputs = process._cycle_inputs('0')
     first = inputs.moose.input_file.get_content()
     assert 'enable_jit = false' in first and 'type = MatReaction' in first and '${fparse' in first
     assert 'type = PropertyReadFile' in first and inputs.moose.files['grains_csv'].filename == 'grains.csv'
-    assert inputs.metadata == {'call_link_label': 'cycle_00'}
+    assert inputs.metadata == {'call_link_label': 'realisation_00_cycle_00'}
+    # Reduced units: no physical constant in the model, so another M, sigma, d0 or t renders the same file.
+    assert 'sigma = 1.0' in first and 'M = 1.0' in first and 'gb_energy' not in first and 'temperature' not in first
+    other = _builder(codes, interface=_interface(gb_energy=(0.5, 'J/m**2'), temperature=(600.0, 'K')))
+    process = instantiate_process(get_manager().get_runner(), other)
+    process.setup()
+    assert process._cycle_inputs('0').moose.input_file.get_content() == first
     assert inputs.max_iterations.value == builder.max_iterations.value
     assert 'checkpoint_interval' not in inputs and 'recover' not in inputs.moose
 

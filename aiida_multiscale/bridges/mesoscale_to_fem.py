@@ -157,22 +157,26 @@ def mesoscale_to_fem(
 
     size = microstructure.mean_grain_size
     width = interface_width_from_parameters(phase_field_parameters.get_dict() if phase_field_parameters else None)
+    if grain_statistics is not None:
+        size = grain_statistics.value('mean_grain_size', 'm')
+        if 'interface_width' in grain_statistics:
+            width = grain_statistics.value('interface_width', 'm')
     pixel = microstructure.pixel_size
     if width is not None and not size > width:
         return bridge_exit_code(
             'ERROR_MESOSCALE_TO_FEM_GRAIN_SIZE',
             f'mean grain size {size:.4g} m <= interface width {width:.4g} m',
         )
-    if not size > MIN_PIXELS_PER_GRAIN * pixel:
+    if not microstructure.mean_grain_size > MIN_PIXELS_PER_GRAIN * pixel:
         return bridge_exit_code(
             'ERROR_MESOSCALE_TO_FEM_GRAIN_SIZE',
-            f'mean grain size {size:.4g} m <= {MIN_PIXELS_PER_GRAIN:g} pixels of {pixel:.4g} m',
+            f'mean grain size {microstructure.mean_grain_size:.4g} m <= {MIN_PIXELS_PER_GRAIN:g} pixels of '
+            f'{pixel:.4g} m',
         )
 
     initial = initial_microstructure.mean_grain_size if initial_microstructure is not None else None
     maps = [microstructure, *(realisations[key] for key in sorted(realisations))]
     if grain_statistics is not None:
-        size = grain_statistics.value('mean_grain_size', 'm')
         initial = grain_statistics.value('initial_mean_grain_size', 'm')
     misfit = 0.0
     if potential_check is not None and not (

@@ -470,8 +470,9 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
             kwargs['phase_field_parameters'] = self.inputs.phase_field.parameters
         if 'grain_statistics' in pf.outputs:
             kwargs['grain_statistics'] = pf.outputs.grain_statistics
-        for key, node in pf.outputs.get('realisations', {}).items():
-            kwargs[key] = node
+        if 'realisations' in pf.outputs:
+            for key, node in pf.outputs.realisations.items():
+                kwargs[key] = node
         results, error = self._run_bridge(mesoscale_to_fem, **kwargs)
         if error:
             return error

@@ -127,13 +127,13 @@ def validate_parameters(node, _):
         return None
     values = node.get_dict()
     renamed = {
-        'domain_size': 'the domain follows from `grains` and the starting grain size (interface `initial_grain_size`)',
-        'interface_width': '`interface_elements`, the width in elements',
-        'cycles': '`cycle_time` (reduced time per MOOSE run) and `max_cycles`',
+        'domain_size': 'the domain follows from `grains` and the interface quantity `initial_grain_size`',
+        'interface_width': 'give `interface_elements`, the width in elements, instead',
+        'cycles': 'give `cycle_time` (reduced time per MOOSE run) and `max_cycles` instead',
     }
     for key, instead in renamed.items():
         if key in values:
-            return f'parameters: `{key}` is gone (the run is in reduced units); use {instead}'
+            return f'parameters: `{key}` is gone (the run is in reduced units): {instead}'
     unknown = sorted(set(values) - set(default_parameters()))
     if unknown:
         return f'parameters: unknown keys {unknown}; allowed: {", ".join(default_parameters())}'
@@ -471,7 +471,8 @@ class PhaseFieldWorkChain(ProtocolMixin, WorkChain):
                     node.outputs.exodus, state['table'], self.ctx.parameters, metadata={'call_link_label': label}
                 )
             except Exception as exc:  # a broken Exodus file must not except the work chain without a message
-                return self.exit_codes.ERROR_ANALYSIS_FAILED.format(realisation=key, cycle=cycle, error=str(exc))
+                error = f'{type(exc).__name__}: {exc} (the Exodus file is unreadable or lacks the order parameters)'
+                return self.exit_codes.ERROR_ANALYSIS_FAILED.format(realisation=key, cycle=cycle, error=error)
             state['table'] = result['grain_table']
             state['restart_file'] = result['restart_file']
             state['statistics'] = [*state['statistics'], result['statistics']]
@@ -496,6 +497,10 @@ class PhaseFieldWorkChain(ProtocolMixin, WorkChain):
         """Every realisation judged (self-similar? extrapolated?), then the physical handoff (a calcfunction)."""
         values = self.ctx.settings
         for key, state in sorted(self.ctx.realisations.items()):
+            if not state['statistics']:
+                return self.exit_codes.ERROR_ANALYSIS_FAILED.format(
+                    realisation=key, cycle=state['cycle'], error='no cycle finished'
+                )
             verdict = judge_realisation(
                 join_frames(state['statistics']), int(values['min_grains']), self.ctx.requested_time
             )

@@ -279,6 +279,10 @@ def build_grain_growth_input(
     perf_graph: bool = False,
     formulation: str = 'split',
     time_integration: str = 'auto',
+    optimal_iterations: int = 5,
+    iteration_window: int = 1,
+    linear_iteration_ratio: float | None = None,
+    adaptivity_levels: int = 0,
 ) -> GrainGrowthInput:
     """Render the MOOSE input of a 2-D periodic grain-growth run from physical (SI) inputs.
 
@@ -302,6 +306,14 @@ def build_grain_growth_input(
         mass matrix, ``ActuallyExplicitEuler``, time step capped at :func:`explicit_stable_dt`) or ``'auto'``
         (default): explicit when ``dt_max`` is at most :data:`EXPLICIT_STEPS_PER_IMPLICIT_PER_OP` times N stable
         explicit steps, i.e. when it is the cheaper of the two for the same anneal (``benchmarks/phase_field.py``).
+    :param optimal_iterations: ``IterationAdaptiveDT``: an implicit step grows (x 1.5) when it took fewer than
+        ``optimal_iterations - iteration_window`` Newton iterations and is cut when it took more than
+        ``optimal_iterations + iteration_window``; :param iteration_window: that window.
+    :param linear_iteration_ratio: ``IterationAdaptiveDT``'s allowance of linear per Newton iterations in the same
+        test (MOOSE's default 25 when None).
+    :param adaptivity_levels: 0 (default) for a uniform ``grid``; k > 0 starts from ``grid / 2^k`` elements and
+        refines up to k levels where ``sum_i eta_i^2 < 0.95`` (the interfaces), so ``grid`` stays the finest
+        resolution (``benchmarks/phase_field.py --scaling``).
     """
     mobility = arrhenius_mobility(mobility_prefactor, activation_energy, temperature)
     constants = model_constants(gb_energy, mobility, interface_width)
@@ -340,6 +352,10 @@ def build_grain_growth_input(
         perf_graph=perf_graph,
         formulation=formulation,
         time_integration=time_integration,
+        optimal_iterations=optimal_iterations,
+        iteration_window=iteration_window,
+        linear_iteration_ratio=linear_iteration_ratio,
+        adaptivity_levels=adaptivity_levels,
     )
 
 
@@ -374,6 +390,10 @@ def build_reduced_grain_growth_input(
     perf_graph: bool = False,
     formulation: str = 'split',
     time_integration: str = 'auto',
+    optimal_iterations: int = 5,
+    iteration_window: int = 1,
+    linear_iteration_ratio: float | None = None,
+    adaptivity_levels: int = 0,
 ) -> GrainGrowthInput:
     """The same model as :func:`build_grain_growth_input` in reduced units (:func:`reduced_model_constants`).
 
@@ -411,6 +431,10 @@ def build_reduced_grain_growth_input(
         perf_graph=perf_graph,
         formulation=formulation,
         time_integration=time_integration,
+        optimal_iterations=optimal_iterations,
+        iteration_window=iteration_window,
+        linear_iteration_ratio=linear_iteration_ratio,
+        adaptivity_levels=adaptivity_levels,
     )
 
 
@@ -436,6 +460,10 @@ def _render(
     perf_graph: bool,
     formulation: str,
     time_integration: str,
+    optimal_iterations: int = 5,
+    iteration_window: int = 1,
+    linear_iteration_ratio: float | None = None,
+    adaptivity_levels: int = 0,
 ) -> GrainGrowthInput:
     """The HIT input of the model from its constants in model units; lengths and times of the arguments are in the
     caller's units, ``length_factor`` (model length per input length) and ``time_factor`` (model time per input
@@ -451,6 +479,9 @@ def _render(
         raise ValueError(f"time_integration must be 'auto', 'implicit' or 'explicit', got {time_integration!r}")
     if formulation not in ('split', 'pairwise'):
         raise ValueError(f"formulation must be 'split' or 'pairwise', got {formulation!r}")
+    levels = int(adaptivity_levels)
+    if levels < 0 or nx % (1 << levels) or ny % (1 << levels):
+        raise ValueError(f'adaptivity_levels={levels}: the grid {nx} x {ny} must be divisible by 2^levels')
     dx_model = lx * length_factor / nx
     start_model = start_time * time_factor
     end_model = (start_time + anneal_time) * time_factor
@@ -486,8 +517,8 @@ def _render(
         'gen': {
             'type': 'GeneratedMeshGenerator',
             'dim': 2,
-            'nx': nx,
-            'ny': ny,
+            'nx': nx >> levels,
+            'ny': ny >> levels,
             'xmax': lx * length_factor,
             'ymax': ly * length_factor,
             'elem_type': 'QUAD4',
@@ -581,6 +612,35 @@ def _render(
         _split_bulk(etas, kernels, materials, derivatives=not explicit)
     blocks['Kernels'] = kernels
     blocks['Materials'] = materials
+    if levels:
+        # Refine where the grains meet (sum_i eta_i^2 drops below 1 in a diffuse interface), coarsen in the bulk; the
+        # initial condition is refined the same way before the first step.
+        squares = ' + '.join(f'{e}^2' for e in etas)
+        blocks['AuxVariables'] = {'bnds': {'order': 'FIRST', 'family': 'LAGRANGE'}}
+        blocks['AuxKernels'] = {
+            'bnds': {
+                'type': 'ParsedAux',
+                'variable': 'bnds',
+                'coupled_variables': etas,
+                'expression': squares,
+                'execute_on': ['initial', 'timestep_end'],
+            }
+        }
+        blocks['Adaptivity'] = {
+            'marker': 'interface',
+            'initial_marker': 'interface',
+            'initial_steps': levels,
+            'max_h_level': levels,
+            'Markers': {
+                'interface': {
+                    'type': 'ValueThresholdMarker',
+                    'variable': 'bnds',
+                    'invert': True,
+                    'refine': 0.95,
+                    'coarsen': 0.99,
+                }
+            },
+        }
 
     postprocessors: dict[str, t.Any] = {
         'dt': {'type': 'TimestepSize'},
@@ -594,11 +654,13 @@ def _render(
     stepper = {
         'type': 'IterationAdaptiveDT',
         'dt': dt_initial * time_factor,
-        'optimal_iterations': 5,
-        'iteration_window': 1,
+        'optimal_iterations': int(optimal_iterations),
+        'iteration_window': int(iteration_window),
         'growth_factor': 1.5,
         'cutback_factor': 0.5,
     }
+    if linear_iteration_ratio is not None:
+        stepper['linear_iteration_ratio'] = float(linear_iteration_ratio)
     if explicit:
         # Forward Euler with a lumped mass matrix: one residual evaluation per step, no Jacobian, no linear solve.
         # IterationAdaptiveDT (no iterations, so it only grows) ramps a restart's small first step back up to dtmax.

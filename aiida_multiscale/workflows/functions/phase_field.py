@@ -501,6 +501,7 @@ def grain_growth_results(interface: HandoffData, parameters: orm.Dict, **nodes):
     grain_history.base.attributes.set('units', HISTORY_UNITS)
     outputs['grain_history'] = grain_history
 
+    first_scale = rows[0]['rescale_factor']
     size, size_std, size_spread = _combine(sizes, size_stds)
     count = len(sizes)
     factor_mean = float(np.mean(factors))
@@ -541,6 +542,13 @@ def grain_growth_results(interface: HandoffData, parameters: orm.Dict, **nodes):
             'unit': 'm',
             'std': interface['initial_grain_size'].std,
             'note': f'd0, the length unit of the reduced run; {interface["initial_grain_size"].note}'.rstrip('; '),
+        },
+        'interface_width': {
+            'value': geo['width'] * d0 * first_scale,
+            'unit': 'm',
+            'std': None,
+            'note': 'diffuse-interface width in the map handed on (realisation 0): interface_elements of the reduced '
+            'grid times d0 and the rescale factor; a numerical parameter, not the physical boundary width',
         },
         'extrapolation_factor': {
             'value': factor_mean,
