@@ -129,7 +129,7 @@ def test_extrapolated_size_follows_the_law(extrapolated):
 @pytest.mark.slow
 def test_grain_growth_merges_without_recolouring(codes):
     """Without re-colouring, grains that share an order parameter merge once the grain between them vanishes."""
-    results, node = _run(codes, recolouring=False, order_parameters=4, max_cycles=2)
+    results, node = _run(codes, recolouring=False, order_parameters=5, max_cycles=3)
     assert node.is_finished_ok, node.exit_message
     history = results['grain_history']
     print('recolouring off: counts', history.get_array('grain_count').tolist(), history.get_array('merges').tolist())

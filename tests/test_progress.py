@@ -20,7 +20,7 @@ def _snapshot(state='running', exit_status=None, elapsed=12.0, **changes) -> Sna
     lines = (
         Line('dft', 'DFT', 'running', '4/10 SCFs', '7 EOS + 3 strained; 2 running', 4, 10, 11.0),
         Line('md', 'MD', 'done', '3/3 stages', '', 3, 3, 9.0),
-        Line('phase_field', 'phase field', 'running', '1/2 cycles', 't = 5e-05 / 0.0001 s simulated', 5e-5, 1e-4, 3.0),
+        Line('phase_field', 'phase field', 'running', '1/4 cycles at most', 'reduced time 0.5', 0.5, 1.0, 3.0),
         Line('fem', 'FEM', 'waiting', '0/1 load step', '', 0, 1, None),
         Line('bridges', 'bridges', 'waiting', '1/4 passed', 'md_to_mesoscale', 1, 4, None),
     )
@@ -214,23 +214,25 @@ def running_chain(aiida_profile, aiida_localhost, tmp_path):
     scan.store()
 
     interface = HandoffData({'anneal_time': {'value': 100.0, 'unit': 'us'}}, producer='assumption')
+    # Reduced units: 2 realisations of at most 2 cycles of 0.5 each, so the time runs to at most 1.0.
     phase_field = _process(work, 'multiscale.phase_field', 'PhaseFieldWorkChain', state='waiting', parent=chain,
                            link_label='phase_field')  # fmt: skip
     _input(phase_field, 'interface', interface)
-    _input(phase_field, 'parameters', orm.Dict({'cycles': 2}))
+    _input(phase_field, 'parameters', orm.Dict({'max_cycles': 2, 'cycle_time': 0.5, 'realisations': 2}))
     phase_field.store()
     first = _process(calc, 'multiscale.moose', 'MooseCalculation', parent=phase_field, link_label='iteration_01',
                      computer=aiida_localhost).store()  # fmt: skip
     from aiida.common.links import LinkType
 
-    orm.Dict({'time': 5.0e4}).store().base.links.add_incoming(  # ns: half the anneal
+    orm.Dict({'time': 0.5}).store().base.links.add_incoming(  # reduced: half the longest run
         first, link_type=LinkType.CREATE, link_label='output_parameters'
     )
     second = _process(calc, 'multiscale.moose', 'MooseCalculation', 'running', parent=phase_field,
                       link_label='iteration_02', computer=aiida_localhost)  # fmt: skip
     workdir = tmp_path / 'moose'
     workdir.mkdir()
-    (workdir / 'moose.log').write_text('Time Step 40, time = 70000, dt = 500\n\nTime Step 41, time = 75000, dt = 500\n')
+    log = 'Time Step 40, time = 0.7, dt = 0.005\n\nTime Step 41, time = 0.75, dt = 0.005\n'
+    (workdir / 'moose.log').write_text(log)
     second.set_remote_workdir(str(workdir))
     second.set_option('output_filename', 'moose.log')
     second.store()
@@ -252,9 +254,10 @@ def test_counts_from_the_graph_and_the_engines_files_mock(running_chain):
     assert md.count == '1/3 stages' and md.done == pytest.approx(1.75) and md.total == 3
     assert 'gb_scan: 3/4 configurations' in md.detail
 
-    phase_field = lines['phase_field']  # the running cycle's log is at 75000 ns of 100 us
-    assert phase_field.count == '1/2 cycles' and phase_field.fraction == pytest.approx(0.75)
-    assert 't = 7.5e-05 / 0.0001 s simulated' in phase_field.detail
+    phase_field = lines['phase_field']  # the running cycle's log is at reduced time 0.75 of at most 1.0
+    assert phase_field.count == '1/4 cycles at most' and phase_field.fraction == pytest.approx(0.75)
+    assert 'reduced time 0.75 of at most 1 (d0^2/(M sigma))' in phase_field.detail
+    assert '2 realisations side by side' in phase_field.detail
 
     fem = lines['fem']
     assert (fem.state, fem.count, fem.total) == ('waiting', '0/1 load step', 1)

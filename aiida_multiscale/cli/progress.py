@@ -428,34 +428,36 @@ class ProgressReader:
         }
 
     def _phase_field(self, process: _Process | None, tree: _Tree, plan: dict) -> dict:
-        from aiida_multiscale.engines.moose.phase_field import NS_TO_S
-
-        cycles, target = plan.get('cycles'), plan.get('anneal_time')
+        """Cycles finished of at most ``realisations x max_cycles``, and the reduced time reached (MOOSE runs in
+        reduced units: d0^2/(M sigma)).  A realisation stops earlier once fewer than ``min_grains`` grains are left,
+        so the count is an upper bound of the work, said so."""
+        realisations, cycles = plan.get('realisations') or 1, plan.get('max_cycles')
+        cycle_time = plan.get('cycle_time')
         calcs = [] if process is None else tree.calculations(process.pk, _MOOSE)
         done = sum(1 for c in calcs if c.finished_ok)
-        reached = max((t * NS_TO_S for t in _moose_times(c.pk for c in calcs if c.terminated)), default=0.0)
-        detail = []
+        reached = max(_moose_times(c.pk for c in calcs if c.terminated), default=0.0)
         for calc in calcs:
-            if not calc.active:
-                continue
-            live = self._moose_time(calc)
-            if live is None:
-                continue
-            reached = max(reached, live * NS_TO_S)
+            if calc.active and (live := self._moose_time(calc)) is not None:
+                reached = max(reached, live)
         active = [c for c in calcs if c.active]
+        target = cycles * cycle_time if cycles and cycle_time else None
+        detail = []
         if target:
-            detail.append(f't = {reached:.3g} / {target:.3g} s simulated')
+            detail.append(f'reduced time {reached:.3g} of at most {target:.3g} (d0^2/(M sigma))')
         elif reached:
-            detail.append(f't = {reached:.3g} s simulated')
+            detail.append(f'reduced time {reached:.3g} (d0^2/(M sigma))')
+        if realisations > 1:
+            detail.append(f'{realisations} realisations side by side')
         if active and not self._all_local(active):
             detail.append('from the finished cycles only: the running one is on a remote computer')
         if cycles is None:
             count = f'{done} {_plural(done, "cycle")} finished'
-        else:
-            count = f'{min(done, cycles)}/{cycles} {_plural(cycles, "cycle")}'
+            return {'count': count, 'detail': '; '.join(detail), 'done': done, 'total': None}
+        total = realisations * cycles
+        count = f'{min(done, total)}/{total} {_plural(total, "cycle")} at most'
         if target:
             return {'count': count, 'detail': '; '.join(detail), 'done': reached, 'total': target}
-        return {'count': count, 'detail': '; '.join(detail), 'done': done, 'total': cycles}
+        return {'count': count, 'detail': '; '.join(detail), 'done': done, 'total': total}
 
     def _fem(self, process: _Process | None, tree: _Tree, plan: dict) -> dict:
         planned = plan.get('load_steps', 1)
@@ -613,13 +615,11 @@ def _plan_from_inputs(rung: str, process: _Process | None, root: _Process) -> di
             'kpoints_max_refinements': int(parameters.get('kpoints_max_refinements') or 0),
         }
     if rung == 'phase_field':
-        interface = inputs.get('interface')
-        if interface is None and process is None:
-            interface = _input_nodes(root.pk, '').get('assumptions')
-        anneal_time = None
-        if interface is not None and 'anneal_time' in interface:
-            anneal_time = interface.value('anneal_time', 's')
-        return {'cycles': int(parameters['cycles']) if 'cycles' in parameters else None, 'anneal_time': anneal_time}
+        return {
+            'realisations': int(parameters.get('realisations') or 1),
+            'max_cycles': int(parameters['max_cycles']) if 'max_cycles' in parameters else None,
+            'cycle_time': float(parameters['cycle_time']) if 'cycle_time' in parameters else None,
+        }
     if rung == 'fem':
         return {'load_steps': 1}  # FemWorkChain solves one Steady problem at the applied strain
     return {}
