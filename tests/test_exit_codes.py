@@ -54,7 +54,9 @@ MultiscaleWorkChain
   301 DFT_FAILED, 302 MD_FAILED, 303 PHASE_FIELD_FAILED   NEW test_chain_rung_failed_mock[dft, md, phase_field]
   305 POTENTIAL_REJECTED               NEW test_chain_potential_rejected_mock
   310, 311, 312 (dft_to_md)            NEW test_chain_dft_to_md_refused_mock
-  320, 321 (md_to_mesoscale)           NEW test_chain_md_to_mesoscale_refused_mock
+  320 (md_to_mesoscale)                NEW test_chain_md_to_mesoscale_refused_mock
+  321 (md_to_mesoscale)                test_md_to_mesoscale_assumptions_refused (the bridge alone: the chain now
+                                       refuses M0 <= 0 at its port, test_chain_refuses_bad_prefactor_before_submission)
   330, 331, 332 (mesoscale_to_fem)     NEW test_chain_mesoscale_to_fem_refused_mock (331 and 332 only with a context
                                        that dft_to_md would have refused: unreachable in a real chain)
   304 FEM_FAILED, 340-342              not here: the FEM rung and fem_to_macro are being reworked
@@ -792,13 +794,11 @@ def test_chain_dft_to_md_refused_mock(codes, eos, elastic, label, words):
     ('gb_energy', 'assumptions', 'label', 'words'),
     [
         (12.0, None, 'ERROR_MD_TO_MESOSCALE_GB_ENERGY', 'sigma_GB = 12 J/m^2 is outside (0, '),
-        (0.357, {'mobility_prefactor': -2.5e-6}, 'ERROR_MD_TO_MESOSCALE_ASSUMPTIONS', 'mobility_prefactor = -2.5e-06'),
     ],
-    ids=['320', '321'],
+    ids=['320'],
 )
 def test_chain_md_to_mesoscale_refused_mock(codes, gb_energy, assumptions, label, words):
-    """320/321: the md_to_mesoscale bridge (real calcfunction) refuses sigma_GB of the MD rung (hand-made node), or
-    an assumed mobility prefactor <= 0 that the chain's input validation lets through."""
+    """320: the md_to_mesoscale bridge (real calcfunction) refuses sigma_GB of the MD rung (hand-made node)."""
     from aiida_multiscale.workflows.chain import MultiscaleWorkChain
 
     process = _chain_process(codes, assumptions)
@@ -807,6 +807,28 @@ def test_chain_md_to_mesoscale_refused_mock(codes, gb_energy, assumptions, label
     status, _ = BRIDGE_EXIT_CODES[label]
     assert result.status == MultiscaleWorkChain.exit_codes[label].status == status
     assert result.message.startswith('handoff md_to_mesoscale: ') and words in result.message
+
+
+def test_md_to_mesoscale_assumptions_refused(codes):
+    """321: the bridge itself refuses an assumed mobility prefactor <= 0 (a stand-alone call; the chain stops it
+    earlier, at its port)."""
+    from aiida_multiscale.bridges.md_to_mesoscale import md_to_mesoscale
+
+    process = _chain_process(codes)
+    current = process.inputs.assumptions
+    quantities = {n: {'value': current.value(n), 'unit': current[n].unit, 'std': None} for n in current.names}
+    quantities['mobility_prefactor']['value'] = -2.5e-6
+    _, node = md_to_mesoscale.run_get_node(
+        md_properties=_md_outputs(0.357)['md_properties'], assumptions=HandoffData(quantities)
+    )
+    assert node.exit_status == BRIDGE_EXIT_CODES['ERROR_MD_TO_MESOSCALE_ASSUMPTIONS'][0] == 321
+    assert 'mobility_prefactor = -2.5e-06' in node.exit_message
+
+
+def test_chain_refuses_bad_prefactor_before_submission(codes):
+    """The chain's port refuses M0 <= 0 before any rung runs (it used to pass until the bridge after MD)."""
+    with pytest.raises(ValueError, match=r'mobility_prefactor = -2\.5e-06 m\^4/\(J s\) must be > 0'):
+        _chain_process(codes, {'mobility_prefactor': -2.5e-6})
 
 
 @pytest.mark.parametrize(

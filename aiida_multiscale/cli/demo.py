@@ -36,8 +36,7 @@ def run_demo(
     """Submit the chain to the daemon, show progress, then print the trace and write the pictures; 0 on success.
 
     Needs a loaded profile.  ``overrides`` go to :meth:`MultiscaleWorkChain.get_builder_from_protocol`, e.g. a smaller
-    phase field ``{'phase_field': {'overrides': {'parameters': {'grid': 40, 'grains': 6}}}}`` (the size of the chain
-    test).
+    phase field ``{'phase_field': {'overrides': {'parameters': {'grid': 40, 'grains': 12, 'min_grains': 6}}}}``.
     """
     from aiida.engine import submit
     from aiida.engine.daemon.client import get_daemon_client

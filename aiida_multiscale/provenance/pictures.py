@@ -75,6 +75,7 @@ def write_pictures(chain, folder) -> list[pathlib.Path]:
     if 'microstructure' in chain.outputs:
         written.append(chain.outputs.microstructure.write_png(folder / 'grains_after.png'))
     for output, filename in (
+        ('grain_growth_plot', 'grain_growth.png'),
         ('stress_map', 'stress_map.png'),
         ('flow_curve_plot', 'flow_curves.png'),
         ('variance_budget_plot', 'variance_budget.png'),

@@ -219,7 +219,8 @@ def _assumption(assumptions: HandoffData, name: str) -> float:
 
 
 def validate_assumptions(node, _=None):
-    """The assumed inputs must all be there, in convertible units."""
+    """The assumed inputs must all be there, in convertible units, with a positive mobility prefactor and a
+    non-negative activation energy (refused here, before any rung runs, not by the bridge after MD)."""
     missing = [name for name in ASSUMPTION_UNITS if name not in node]
     if missing:
         return f'assumptions: missing {missing}; every one of {list(ASSUMPTION_UNITS)} needs a value, unit and std'
@@ -228,6 +229,12 @@ def validate_assumptions(node, _=None):
             node.get_quantity(name, unit)
         except ValueError as exc:
             return f'assumptions: {name} must be convertible to {unit}: {exc}'
+    prefactor = _assumption(node, 'mobility_prefactor')
+    if not prefactor > 0:
+        return f'assumptions: mobility_prefactor = {prefactor:g} m^4/(J s) must be > 0 (the GB mobility M0)'
+    energy = _assumption(node, 'activation_energy')
+    if not energy >= 0:
+        return f'assumptions: activation_energy = {energy:g} eV must be >= 0'
     return None
 
 
@@ -239,7 +246,10 @@ def validate_chain_inputs(inputs, _=None):
     assumptions = inputs.get('assumptions')
     if assumptions is not None and validate_assumptions(assumptions) is None:
         message = check_anneal(
-            element, _assumption(assumptions, 'temperature'), _assumption(assumptions, 'anneal_time')
+            element,
+            _assumption(assumptions, 'temperature'),
+            _assumption(assumptions, 'anneal_time'),
+            _assumption(assumptions, 'initial_grain_size'),
         )
         if message:
             return message
