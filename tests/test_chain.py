@@ -65,6 +65,7 @@ def _data_ancestors(node) -> set[str]:
         ('Al', {'anneal_time': -1e-4}, 'anneal_time'),
         ('Al', {'temperature': 0.0}, 'temperature'),
         ('Al', {'temperature': 1000.0}, 'melting point'),
+        ('Al', {'initial_grain_size': 1e-9}, r'initial_grain_size = 1e-09 m: the starting mean grain size must be'),
     ],
 )
 def test_bad_input_get_builder(codes, pseudo_family, element, kwargs, expected):
@@ -426,6 +427,7 @@ def test_archive_round_trip_same_trace(fast_chain, tmp_path):
         (['--element', 'W'], 'so only fcc metals (Al, Cu, Ni, Ag, Au ...)'),
         (['--element', 'Al', '--temperature', '2000'], 'melting point of Al'),
         (['--element', 'Al', '--anneal-time', '-1'], 'anneal time must be > 0'),
+        (['--element', 'Al', '--initial-grain-size', '0'], 'the starting mean grain size must be >= 1e-08 m'),
     ],
 )
 def test_cli_launch_chain_bad_input(codes, pseudo_family, args, expected):
