@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
-from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.workflows.functions.png import figure_node
 
 __all__ = ('variance_budget_plot',)
 
@@ -48,8 +46,4 @@ def variance_budget_plot(macro: HandoffData):
         axis.tick_params(labelsize=8)
     axes[-1, 0].set_xlabel('share of the first-order variance (%)')
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=100)
-    plt.close(figure)
-    buffer.seek(0)
-    return orm.SinglefileData(buffer, filename='variance_budget.png')
+    return figure_node(figure, 'variance_budget.png', tight=False)

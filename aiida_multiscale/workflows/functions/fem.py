@@ -14,6 +14,7 @@ from aiida_multiscale.engines.moose.exodus import read_element_variables
 from aiida_multiscale.engines.moose.solid_mechanics import STRESS_UNIT, build_elasticity_input, element_grain_map
 from aiida_multiscale.physics import elasticity as mechanics
 from aiida_multiscale.physics.units import factor
+from aiida_multiscale.workflows.functions.png import figure_node
 from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
 __all__ = (
@@ -185,11 +186,7 @@ def fem_stress_map(exodus: orm.SinglefileData, microstructure: MicrostructureDat
     axes.set_xlabel('x (um), tension along x')
     axes.set_ylabel('y (um)')
     axes.set_title(f'{microstructure.grain_count} grains: peak {ratio.max():.3f} x applied stress')
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
-    plt.close(figure)
-    buffer.seek(0)
-    return orm.SinglefileData(buffer, filename='stress_map.png')
+    return figure_node(figure, 'stress_map.png')
 
 
 # ------------------------------------------------------------------------------------------- the rung's result
@@ -355,8 +352,4 @@ def flow_curve_plot(mechanics: HandoffData, **curves):
     axes.legend(fontsize=8, loc='lower right')
     axes.set_xlim(left=0)
     axes.set_ylim(bottom=0)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=100, bbox_inches='tight')
-    plt.close(figure)
-    buffer.seek(0)
-    return orm.SinglefileData(buffer, filename='flow_curves.png')
+    return figure_node(figure, 'flow_curves.png')

@@ -28,6 +28,7 @@ from aiida_multiscale.physics.grain_growth import (
     self_similarity,
 )
 from aiida_multiscale.physics.units import BOLTZMANN_EV
+from aiida_multiscale.workflows.functions.png import figure_node
 from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
 __all__ = (
@@ -674,8 +675,4 @@ def grain_growth_plot(
     ax_dist.set_ylabel('probability density')
     ax_dist.set_title('normalised size distribution', fontsize=9)
     ax_dist.legend(fontsize=7)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format='png', dpi=90, bbox_inches='tight')
-    plt.close(figure)
-    buffer.seek(0)
-    return orm.SinglefileData(buffer, filename='grain_growth.png')
+    return figure_node(figure, 'grain_growth.png', dpi=90)
