@@ -25,6 +25,20 @@ Variants (all framework-only MOOSE objects, :func:`build_grain_growth_input`):
 
 A suffix ``_half_dt`` halves the time step, ``_2threads`` runs MOOSE with ``--n-threads=2`` (CPU is what is compared,
 so threads only count if they cost less CPU), e.g. ``--variants baseline,explicit,explicit_2threads``.
+
+``--scaling`` (instead of the two parts above): the reduced-unit runs of the work chain
+(:func:`build_reduced_grain_growth_input`, the start of ``initial_colouring``: ``grains`` Voronoi grains in a periodic
+square of side ``sqrt(grains pi) / 2``, 4-element interfaces, ``--elements-per-d0`` elements across the starting grain,
+``dt_max`` 0.05 as the protocol's ``dt_max_fraction x cycle_time``):
+
+3. ``scaling``: every variant of :data:`SCALING_VARIANTS` at each of ``--grains`` (same d0 in elements) to reduced time
+   ``--tau``: CPU (all of MOOSE's) per grain and per reduced time, and the exponent ``a`` of CPU ~ grains^a.
+4. ``trajectory``: the smallest grain count to ``--tau-check`` with frames every 0.1: grain count and mean grain area
+   (from the Exodus frames) and the order-parameter areas against ``reference`` (forward Euler at half its stable
+   step, the tightest in time; the explicit run is the one closest to the Richardson extrapolate of the implicit runs,
+   ``tests/test_phase_field_physics.py``).
+
+``.venv/bin/python benchmarks/phase_field.py --scaling [--grains 25,60,120] [--tau 0.1] [--tau-check 0.8]``
 """
 
 from __future__ import annotations
@@ -45,7 +59,13 @@ sys.path.insert(0, str(ROOT))
 
 from aiida_multiscale.engines.moose import grains as G  # noqa: E402
 from aiida_multiscale.engines.moose.exodus import read_exodus  # noqa: E402
-from aiida_multiscale.engines.moose.phase_field import VoronoiStart, build_grain_growth_input  # noqa: E402
+from aiida_multiscale.engines.moose.phase_field import (  # noqa: E402
+    VoronoiStart,
+    build_grain_growth_input,
+    build_reduced_grain_growth_input,
+    explicit_stable_dt,
+    reduced_model_constants,
+)
 
 MOOSE = str(ROOT / '.codes' / 'bin' / 'moose')
 N_GRID, N_OP, N_GRAINS = 100, 8, 24
@@ -189,6 +209,153 @@ def anneal_table(anneal_time: float, names: list[str]) -> None:
             print(f'{"":18s} free energy (eV/nm): ' + ' '.join(f'{v:.5g}' for v in r['energies']), flush=True)
 
 
+#: Reduced-unit variants of part 3 and 4 (keyword arguments of :func:`build_reduced_grain_growth_input`; ``threads``
+#: and ``dt_fraction`` of the explicit stable step are the benchmark's own).
+SCALING_VARIANTS = {
+    # What the work chain renders today: implicit NEWTON, IterationAdaptiveDT with optimal_iterations 5.
+    'implicit': {'time_integration': 'implicit'},
+    # The step may grow while Newton takes fewer than 8 iterations, to a looser tolerance.
+    'implicit_grow': {
+        'time_integration': 'implicit',
+        'optimal_iterations': 10,
+        'iteration_window': 2,
+        'nl_rel_tol': 1e-4,
+    },
+    'explicit': {'time_integration': 'explicit'},
+    'explicit_2threads': {'time_integration': 'explicit', 'threads': 2},
+    # Forward Euler on a mesh twice coarser away from the interfaces (one level of refinement where sum eta^2 < 0.95).
+    'explicit_adaptive': {'time_integration': 'explicit', 'adaptivity_levels': 1},
+    # The tightest in time: forward Euler at half its stable step.
+    'reference': {'time_integration': 'explicit', 'dt_fraction': 0.5},
+}
+#: Largest step of the implicit runs: the protocol's dt_max_fraction (0.1) x cycle_time (0.5).
+REDUCED_DT_MAX = 0.05
+
+
+def reduced_case(grains: int, elements_per_d0: float, n_op: int, seed: int = 1):
+    """Grid, domain side, interface width and start of the work chain's reduced run with ``grains`` grains."""
+    from aiida_multiscale.workflows.functions.phase_field import initial_colouring
+
+    size = (grains * np.pi) ** 0.5 / 2
+    n = 2 * int(round(elements_per_d0 * size / 2))  # even, for one level of adaptivity
+    parameters = {'grid': n, 'grains': grains, 'interface_elements': 4, 'seed': seed}
+    seeds, _labels, colours = initial_colouring(parameters, n_op)
+    return n, size, 4 * size / n, VoronoiStart(seeds, [colours[k] for k in range(grains)])
+
+
+def run_reduced(variant: str, grains: int, tau: float, n_frames: int, args, workdir: pathlib.Path) -> dict:
+    options = dict(SCALING_VARIANTS[variant])
+    threads = options.pop('threads', 1)
+    fraction = options.pop('dt_fraction', None)
+    n, size, width, start_ = reduced_case(grains, args.elements_per_d0, args.ops)
+    dt_max = REDUCED_DT_MAX
+    if fraction is not None:
+        dt_max = fraction * explicit_stable_dt(reduced_model_constants(width), (size / n, size / n), 1.0, 1.0)
+    built = build_reduced_grain_growth_input(
+        anneal_time=tau, domain_size=(size, size), grid=(n, n), interface_width=width, n_order_parameters=args.ops,
+        start=start_, dt_max=dt_max, n_frames=n_frames, perf_graph=True, **options,
+    )  # fmt: skip
+    folder = workdir / f'{variant}_{grains}'
+    folder.mkdir()
+    (folder / 'run.i').write_text(built.text)
+    for name, content in built.files.items():
+        (folder / name).write_text(content)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    clock = time.perf_counter()
+    command = [MOOSE, '-i', 'run.i', '--color', 'off'] + ([f'--n-threads={threads}'] if threads > 1 else [])
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+    wall = time.perf_counter() - clock
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode != 0:
+        return {'variant': variant, 'error': done.stdout[-1500:] + done.stderr[-500:]}
+    split = perf_split(done.stdout)
+    solve_cpu = cpu * split['execute'] / split['main'] if {'execute', 'main'} <= set(split) else cpu
+    series = np.genfromtxt(folder / 'phase_field.csv', delimiter=',', names=True)
+    result = {
+        'variant': variant, 'grains': grains, 'n': n, 'cpu': cpu, 'solve_cpu': solve_cpu, 'wall': wall,
+        'steps': len(series) - 1, 'nonlinear': float(np.sum(series['nonlinear_its'])), 'time': series['time'],
+        'areas': np.stack([series[f'area_eta{k}'] for k in range(args.ops)], axis=1) / size**2,
+    }  # fmt: skip
+    if not options.get('adaptivity_levels'):
+        data = read_exodus(str(folder / 'phase_field.e'))
+        counts = [len(G.detect_grains(e, min_nodes=4).ops) for e in G.order_parameters(data, args.ops)]
+        result['frame_times'] = data['times']
+        result['counts'] = np.array(counts)
+    return result
+
+
+def scaling_table(args) -> None:
+    grain_counts = [int(g) for g in args.grains.split(',')]
+    names = args.scaling_variants.split(',')
+    print(
+        f'\n3. reduced runs to tau = {args.tau:g} (d0 = {args.elements_per_d0:g} elements, {args.ops} ops, interface '
+        f'4 elements, implicit dt_max {REDUCED_DT_MAX:g}); CPU: rusage of MOOSE, loop: its PicardSolve share',
+        flush=True,
+    )
+    print(
+        f'{"variant":18s} {"grains":>6s} {"grid":>5s} {"steps":>5s} {"NL":>5s} {"CPU s":>7s} {"loop s":>7s} '
+        f'{"wall s":>7s} {"CPU s/(grain tau)":>18s} {"vs implicit":>11s}',
+        flush=True,
+    )
+    cost: dict[str, dict[int, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for grains in grain_counts:
+            for variant in names:
+                r = run_reduced(variant, grains, args.tau, 1, args, pathlib.Path(tmp))
+                if 'error' in r:
+                    print(f'{variant:18s} {grains:6d} FAILED: {r["error"][-300:]}', flush=True)
+                    continue
+                # All the CPU (set-up included: what a cycle costs; mesh adaptation is outside PicardSolve's share)
+                per = r['cpu'] / (grains * args.tau)
+                cost.setdefault(variant, {})[grains] = per
+                ratio = cost.get('implicit', {}).get(grains, float('nan')) / per
+                print(
+                    f'{variant:18s} {grains:6d} {r["n"]:5d} {r["steps"]:5d} {r["nonlinear"]:5.0f} {r["cpu"]:7.1f} '
+                    f'{r["solve_cpu"]:7.1f} {r["wall"]:7.1f} {per:18.3f} {ratio:11.2f}',
+                    flush=True,
+                )
+    print('\nexponent a of CPU ~ grains^a (fit over the grain counts):', flush=True)
+    for variant, values in cost.items():
+        if len(values) >= 2:
+            g = np.array(sorted(values))
+            c = np.array([values[k] * k for k in g])
+            a = np.polyfit(np.log(g), np.log(c), 1)[0]
+            print(f'{variant:18s} a = {a:.2f}', flush=True)
+
+
+def trajectory_table(args) -> None:
+    grains = min(int(g) for g in args.grains.split(','))
+    names = ['reference'] + [v for v in args.scaling_variants.split(',') if v != 'reference']
+    n_frames = max(1, int(round(args.tau_check / 0.1)))
+    print(
+        f'\n4. {grains} grains to tau = {args.tau_check:g}, {n_frames} frames: grain count and mean grain area '
+        f'(d0^2) per frame, max |A_eta - A_eta,ref| / domain over the CSV rows at the frame times',
+        flush=True,
+    )
+    ref = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in names:
+            r = run_reduced(variant, grains, args.tau_check, n_frames, args, pathlib.Path(tmp))
+            if 'error' in r:
+                print(f'{variant:18s} FAILED: {r["error"][-300:]}', flush=True)
+                continue
+            ref = ref or r
+            size2 = np.pi * grains / 4
+            frames = ref['frame_times']
+            mine = np.stack([np.interp(frames, r['time'], r['areas'][:, k]) for k in range(args.ops)], axis=1)
+            theirs = np.stack([np.interp(frames, ref['time'], ref['areas'][:, k]) for k in range(args.ops)], axis=1)
+            area_diff = float(np.max(np.abs(mine - theirs)))
+            line = f'{variant:18s} CPU {r["cpu"]:7.1f} s, steps {r["steps"]:5d}, max dA_eta {area_diff:.1e}'
+            if 'counts' in r:
+                counts = ' '.join(f'{c:3d}' for c in r['counts'])
+                means = r['counts'].astype(float)
+                deviation = np.max(np.abs(ref['counts'] / r['counts'] - 1))
+                line += f', mean-area max dev {deviation:+.1%}\n{"":18s} grains {counts}'
+                line += f'\n{"":18s} mean area ' + ' '.join(f'{size2 / c:.2f}' for c in means)
+            print(line, flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--steps', type=int, default=3, help='time steps of part 1 (constant dt); 0 skips part 1')
@@ -197,7 +364,24 @@ def main():
         '--variants', default='baseline,baseline_half_dt,split_newton,split_pjfnk,explicit', help='variants of part 1'
     )
     parser.add_argument('--anneal', type=float, default=2.0e-5, help='anneal time of part 2, s; 0 skips part 2')
+    parser.add_argument('--scaling', action='store_true', help='parts 3 and 4 (reduced units) instead of 1 and 2')
+    parser.add_argument('--grains', default='25,60,120', help='grain counts of part 3')
+    parser.add_argument('--tau', type=float, default=0.1, help='reduced time of part 3')
+    parser.add_argument('--tau-check', type=float, default=0.8, help='reduced time of part 4; 0 skips it')
+    parser.add_argument('--elements-per-d0', type=float, default=12.25, help='elements across the starting grain')
+    parser.add_argument('--ops', type=int, default=8, help='order parameters of parts 3 and 4')
+    parser.add_argument(
+        '--scaling-variants',
+        default='implicit,implicit_grow,explicit,explicit_2threads,explicit_adaptive',
+        help=f'variants of parts 3 and 4, of {sorted(SCALING_VARIANTS)}',
+    )
     args = parser.parse_args()
+    if args.scaling:
+        if args.tau:
+            scaling_table(args)
+        if args.tau_check:
+            trajectory_table(args)
+        return
     print(f'100 x 100 elements, N = {N_OP} order parameters, {N_GRAINS} grains in {SIZE * 1e6:g} um', flush=True)
     if args.steps:
         steps_table(args.steps, args.dt, args.variants.split(','))
