@@ -147,6 +147,11 @@ def validate_parameters(node, _):
         return f'parameters: order_parameters = {values["order_parameters"]} must be >= 2'
     if values['solver'] not in ('newton', 'pjfnk'):
         return f"parameters: solver must be 'newton' or 'pjfnk', got {values['solver']!r}"
+    if values['time_integration'] not in ('explicit', 'implicit', 'auto'):
+        return (
+            "parameters: time_integration must be 'explicit', 'implicit' or 'auto', got "
+            f"{values['time_integration']!r}"
+        )
     for key, low, high in (('dt_max_fraction', 0, 1), ('cycle_time', 0, float('inf'))):
         if not isinstance(values[key], (int, float)) or isinstance(values[key], bool) or not low < values[key] <= high:
             return f'parameters: {key} must be a number in ({low}, {high}], got {values[key]!r}'
@@ -434,6 +439,7 @@ class PhaseFieldWorkChain(ProtocolMixin, WorkChain):
             dt_max=values['dt_max_fraction'] * cycle_time,
             n_frames=values['frames_per_cycle'],
             solver=values['solver'],
+            time_integration=values['time_integration'],
         )
         for name, text in built.files.items():
             files[name.replace('.', '_')] = orm.SinglefileData(io.BytesIO(text.encode()), filename=name)
