@@ -309,13 +309,19 @@ def recolour(
     supports = {}
     for op in range(n_op):
         comp, count = label_periodic(etas[op] > threshold)
-        for g in (g for g in grains if ops[g] == op):
+        members = [g for g in grains if ops[g] == op]
+        if not members:
+            continue
+        # Two grains of this op whose diffuse tails touch (> threshold across a thin grain between them) are one
+        # component: split it between them by the nearest core, so that each grain moves only its own field (moving
+        # the whole component with each would copy one grain's field onto the other's new op, and they would merge).
+        nearest = fill_nearest(np.where(np.isin(grain_ids, members), grain_ids, -1))
+        for g in members:
             core = grain_ids == g
             hits = comp[core]
             hits = hits[hits >= 0]
             if hits.size:
-                support = comp == np.bincount(hits).argmax()
-                supports[g] = support
+                supports[g] = (comp == np.bincount(hits).argmax()) & (nearest == g)
     for g in grains:  # cores first so that the adjacency is between grains, not between tails
         territory[grain_ids == g] = g
     # Keep same-op grains as far apart as the ops allow, so that they stay apart for a whole cycle.
