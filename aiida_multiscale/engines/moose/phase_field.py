@@ -23,6 +23,7 @@ the N^2 Jacobian blocks MOOSE assembles, which an explicit step does not need (d
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import typing as t
 
@@ -331,32 +332,16 @@ def build_grain_growth_input(
         ),  # nm^4/(eV ns)
         'width': Expression(f'interface_width * {M_TO_NM!r}'),  # nm
     }
-    return _render(
-        constants=constants,
-        variables=variables,
-        length_factor=M_TO_NM,
-        time_factor=S_TO_NS,
-        anneal_time=anneal_time,
-        domain_size=domain_size,
-        grid=grid,
-        n_order_parameters=n_order_parameters,
-        start=start,
-        start_time=start_time,
-        dt_initial=dt_initial,
-        dt_max=dt_max,
-        n_frames=n_frames,
-        solver=solver,
-        nl_rel_tol=nl_rel_tol,
-        nl_abs_tol=nl_abs_tol,
-        output_base=output_base,
-        perf_graph=perf_graph,
-        formulation=formulation,
-        time_integration=time_integration,
-        optimal_iterations=optimal_iterations,
-        iteration_window=iteration_window,
-        linear_iteration_ratio=linear_iteration_ratio,
-        adaptivity_levels=adaptivity_levels,
-    )
+    options = {name: value for name, value in locals().items() if name in _RUN_ARGUMENTS}
+    return _render(constants=constants, variables=variables, length_factor=M_TO_NM, time_factor=S_TO_NS, **options)
+
+
+#: The arguments of a run that both builders pass on to :func:`_render` unchanged.
+_RUN_ARGUMENTS = (
+    'anneal_time', 'domain_size', 'grid', 'n_order_parameters', 'start', 'start_time', 'dt_initial', 'dt_max',
+    'n_frames', 'solver', 'nl_rel_tol', 'nl_abs_tol', 'output_base', 'perf_graph', 'formulation', 'time_integration',
+    'optimal_iterations', 'iteration_window', 'linear_iteration_ratio', 'adaptivity_levels',
+)  # fmt: skip
 
 
 def reduced_model_constants(interface_width: float) -> dict[str, float]:
@@ -379,29 +364,24 @@ def build_reduced_grain_growth_input(
     interface_width: float,
     n_order_parameters: int,
     start: VoronoiStart | RestartStart | CircleStart | FunctionStart,
-    start_time: float = 0.0,
-    dt_initial: float | None = None,
-    dt_max: float | None = None,
-    n_frames: int = 10,
-    solver: str = 'newton',
-    nl_rel_tol: float = 1e-6,
-    nl_abs_tol: float = 1e-9,
-    output_base: str = 'phase_field',
-    perf_graph: bool = False,
-    formulation: str = 'split',
-    time_integration: str = 'auto',
-    optimal_iterations: int = 5,
-    iteration_window: int = 1,
-    linear_iteration_ratio: float | None = None,
-    adaptivity_levels: int = 0,
+    **options,
 ) -> GrainGrowthInput:
     """The same model as :func:`build_grain_growth_input` in reduced units (:func:`reduced_model_constants`).
 
     Every length (``domain_size``, ``interface_width``, the seeds and radii of ``start``) is in the starting grain
-    size ``d0`` and every time (``anneal_time``, ``start_time``, ``dt_initial``, ``dt_max``) in ``d0^2 / (M sigma)``.
-    The input holds no physical constant, so two anneals that differ only in ``M``, ``sigma`` or ``d0`` render the
-    same file (and AiiDA's caching reuses the run).
+    size ``d0`` and every time (``anneal_time`` and the options ``start_time``, ``dt_initial``, ``dt_max``) in
+    ``d0^2 / (M sigma)``.  ``options`` are those of :func:`build_grain_growth_input` (same defaults).  The input holds
+    no physical constant, so two anneals that differ only in ``M``, ``sigma`` or ``d0`` render the same file (and
+    AiiDA's caching reuses the run).
     """
+    unknown = sorted(set(options) - set(_RUN_ARGUMENTS))
+    if unknown:
+        raise TypeError(f'build_reduced_grain_growth_input: unknown options {unknown}')
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(build_grain_growth_input).parameters.items()
+        if name in _RUN_ARGUMENTS and parameter.default is not inspect.Parameter.empty
+    }
     constants = reduced_model_constants(interface_width)
     variables = {
         # Reduced units: lengths in d0, times in d0^2/(M sigma), sigma = M = 1.
@@ -420,21 +400,7 @@ def build_reduced_grain_growth_input(
         grid=grid,
         n_order_parameters=n_order_parameters,
         start=start,
-        start_time=start_time,
-        dt_initial=dt_initial,
-        dt_max=dt_max,
-        n_frames=n_frames,
-        solver=solver,
-        nl_rel_tol=nl_rel_tol,
-        nl_abs_tol=nl_abs_tol,
-        output_base=output_base,
-        perf_graph=perf_graph,
-        formulation=formulation,
-        time_integration=time_integration,
-        optimal_iterations=optimal_iterations,
-        iteration_window=iteration_window,
-        linear_iteration_ratio=linear_iteration_ratio,
-        adaptivity_levels=adaptivity_levels,
+        **{**defaults, **options},
     )
 
 
