@@ -89,7 +89,7 @@ def test_bad_parameters_are_rejected(codes, parameters, match):
 @pytest.mark.parametrize(
     ('parameters', 'match'),
     [
-        ({'domain_size': 3e-6}, r'`domain_size` is gone .* initial_grain_size'),
+        ({'domain_size': 3e-6}, r'`domain_size` is gone .* `initial_grain_size`'),
         ({'interface_width': 1e-7}, r'`interface_width` is gone .* `interface_elements`'),
         ({'cycles': 4}, r'`cycles` is gone .* `cycle_time`'),
     ],
