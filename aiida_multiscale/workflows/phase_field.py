@@ -149,8 +149,7 @@ def validate_parameters(node, _):
         return f"parameters: solver must be 'newton' or 'pjfnk', got {values['solver']!r}"
     if values['time_integration'] not in ('explicit', 'implicit', 'auto'):
         return (
-            "parameters: time_integration must be 'explicit', 'implicit' or 'auto', got "
-            f"{values['time_integration']!r}"
+            f"parameters: time_integration must be 'explicit', 'implicit' or 'auto', got {values['time_integration']!r}"
         )
     for key, low, high in (('dt_max_fraction', 0, 1), ('cycle_time', 0, float('inf'))):
         if not isinstance(values[key], (int, float)) or isinstance(values[key], bool) or not low < values[key] <= high:
