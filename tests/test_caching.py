@@ -176,7 +176,6 @@ def test_second_chain_reuses_dft_and_md(fast_chain, codes, daemon_caching):
 
     from aiida_multiscale.cli import cli
     from aiida_multiscale.provenance import trace, trace_json
-    from aiida_multiscale.provenance.caching import called_calculations
     from aiida_multiscale.workflows.chain import MultiscaleWorkChain
 
     first = fast_chain
@@ -228,13 +227,13 @@ def test_second_chain_reuses_dft_and_md(fast_chain, codes, daemon_caching):
     for path, calc in copies.items():
         assert calc.base.caching.get_cache_source() is not None, f'phase field {"/".join(path)} ran again'
         assert calc.base.caching.get_hash() == originals[path].base.caching.get_hash()
-    # FEM: the map is rescaled to another size, so every MOOSE run is new.
-    calcs = called_calculations(second_rungs['fem'])
-    original_hashes = {calc.base.caching.get_hash() for calc in called_calculations(first_rungs['fem'])}
-    assert calcs
-    for calc in calcs:
-        assert calc.base.caching.get_cache_source() is None, f'fem: {calc.process_label}<{calc.pk}> was cached'
-        assert calc.base.caching.get_hash() not in original_hashes
+    # FEM: the map is the same one rescaled, so the elastic runs (scale-free) may come from the cache, but the
+    # crystal-plasticity RVE, whose Hall-Petch CRSS depends on the grain size, runs again.
+    fem_copies = _by_call_path(second_rungs['fem'])
+    plastic = {path: calc for path, calc in fem_copies.items() if path[0].startswith('rve_plasticity')}
+    assert plastic
+    for path, calc in plastic.items():
+        assert calc.base.caching.get_cache_source() is None, f'fem {"/".join(path)} was cached'
 
     # The handoffs that the DFT and MD rungs made are the same numbers; the anneal is the only thing that changed.
     for label in ('dft_to_md_eos', 'dft_to_md_elastic'):
@@ -313,7 +312,7 @@ def test_second_chain_reuses_dft_and_md(fast_chain, codes, daemon_caching):
         assert rows[rung]['calculations'] > 0 and rows[rung]['cached'] == rows[rung]['calculations'], rows[rung]
     for rung in ('phase_field',):
         assert rows[rung]['calculations'] > 0 and rows[rung]['cached'] == rows[rung]['calculations'], rows[rung]
-    assert rows['fem']['calculations'] > 0 and rows['fem']['cached'] == 0, rows['fem']
+    assert 0 <= rows['fem']['cached'] < rows['fem']['calculations'], rows['fem']
     for chain in (first, second):
         result = runner.invoke(cli, ['status', str(chain.pk)])
         assert result.exit_code == 0, result.output
