@@ -583,7 +583,8 @@ def grain_growth_results(interface: HandoffData, parameters: orm.Dict, **nodes):
         quantities['growth_rate_constant'] = {
             'value': units.physical_rate_constant(rate),
             'unit': 'm**2/s',
-            'std': relative * units.physical_rate_constant(rate),
+            # abs: a short run with few grains can fit a k below zero (noise, not shrinkage); its std stays >= 0
+            'std': relative * abs(units.physical_rate_constant(rate)),
             'note': 'k of d^2 - d0^2 = k t (area-equivalent diameter): the reduced k times M sigma; std: the fit, '
             "the realisations' spread, and M's and sigma's relative stds",
         }
