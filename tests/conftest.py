@@ -88,7 +88,21 @@ def aiida_profile(aiida_config, aiida_profile_factory, tmp_path_factory):
             aiida_config.set_option('runner.poll.interval', 1, scope=profile.name)
             aiida_config.set_option('daemon.timeout', 20, scope=profile.name)
             aiida_config.set_option('warnings.rabbitmq_version', False)
+            # Not flagged as a test profile: for one that is, aiida-core sets the runner's poll interval to 0
+            # (aiida/manage/manager.py, Manager.create_runner), so that every process waiting on a child asks the
+            # database for the child's state on every turn of the event loop, in this pytest process and in every
+            # daemon worker.  Measured here (py-spy on a worker during the fast chain): about 35 % of a core per
+            # worker, half of it in Runner._poll_process, taken from pw.x and MOOSE on a 2-core machine.  Unflagged,
+            # runner.poll.interval (1 s, above) holds, as in a user's profile.  The profile is thrown away all the
+            # same (its database is dropped below).  Before any broker connection: the flag also sets kiwipy's
+            # testing mode (auto-delete exchanges), which must be the same in this process and the daemon's.
+            profile.is_test_profile = False
+            aiida_config.update_profile(profile)
             aiida_config.store()
+            from aiida.manage import get_manager
+
+            get_manager().reset_runner()
+            get_manager().reset_broker()
             yield profile
     finally:
         from aiida.manage import get_manager

@@ -16,6 +16,23 @@ def test_profile_is_postgres_and_rabbitmq(aiida_profile):
     assert orm.User.collection.get_default() is not None
 
 
+def test_runner_waits_on_children_at_the_configured_interval(aiida_profile):
+    """Processes waiting on children ask the database every second, not on every turn of the event loop.
+
+    aiida-core sets a poll interval of 0 for a profile flagged as a test profile; conftest unflags this one so that the
+    daemon workers and this process leave the cores to pw.x, lmp and MOOSE.  The daemon workers read the same flag and
+    option from the stored configuration, checked here too.
+    """
+    from aiida.manage import get_manager
+    from aiida.manage.configuration import get_config
+
+    manager = get_manager()
+    assert manager.get_profile().is_test_profile is False
+    assert get_config().get_profile(aiida_profile.name).is_test_profile is False
+    assert manager.get_option('runner.poll.interval') == 1
+    assert manager.get_runner()._poll_interval == 1
+
+
 def test_setup_creates_codes_and_families(multiscale_setup):
     codes = multiscale_setup['codes']
     assert {c.default_calc_job_plugin for c in codes.values()} == {
