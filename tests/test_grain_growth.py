@@ -280,3 +280,34 @@ def test_hillert_distribution_is_normalised_with_hillerts_mean(dimension):
     cutoff = 2.0 if dimension == 2 else 2.25
     assert gg.hillert_distribution(cutoff * 1.001, dimension) == 0.0
     assert gg.hillert_distribution(cutoff * 0.9, dimension) > 0.0
+
+
+def test_arrhenius_mobility_std_is_the_first_order_spread_of_ln_m():
+    """The relative std of M = M0 exp(-Q/kT) against central differences of ln M, written out here."""
+    from aiida_multiscale.physics.grain_growth import arrhenius_mobility_and_std
+
+    k_b = 8.617333262e-5  # eV/K, CODATA 2018
+    m0, q, temperature = 2.5e-6, 0.23, 560.0
+    stds = {'m0': 0.3 * m0, 'q': 0.05, 'temperature': 5.0}
+    mobility, relative = arrhenius_mobility_and_std(
+        m0,
+        q,
+        temperature,
+        prefactor_std=stds['m0'],
+        activation_energy_std=stds['q'],
+        temperature_std=stds['temperature'],
+    )
+    assert mobility == pytest.approx(m0 * np.exp(-q / (k_b * temperature)), rel=1e-9)
+
+    def ln_m(values):
+        return np.log(values['m0']) - values['q'] / (k_b * values['temperature'])
+
+    base = {'m0': m0, 'q': q, 'temperature': temperature}
+    variance = 0.0
+    for name, std in stds.items():
+        step = 1e-6 * base[name]
+        up, down = dict(base, **{name: base[name] + step}), dict(base, **{name: base[name] - step})
+        variance += ((ln_m(up) - ln_m(down)) / (2 * step) * std) ** 2
+    assert relative == pytest.approx(np.sqrt(variance), rel=1e-6)
+    # no std given: exact
+    assert arrhenius_mobility_and_std(m0, q, temperature)[1] == 0.0

@@ -8,6 +8,7 @@ from aiida.engine import calcfunction
 
 from aiida_multiscale.bridges import bridge_exit_code
 from aiida_multiscale.data.handoff import HandoffData
+from aiida_multiscale.physics.grain_growth import arrhenius_mobility_and_std
 from aiida_multiscale.physics.units import BOLTZMANN_EV
 
 __all__ = (
@@ -112,13 +113,10 @@ def md_to_mesoscale(md_properties: HandoffData, assumptions: HandoffData, potent
     if error_names:
         sigma_note += f'; std includes the potential misfit to DFT, rms of {", ".join(error_names)}'
 
-    kt = BOLTZMANN_EV * temperature.value
-    mobility = m0.value * math.exp(-q.value / kt)
-    relative_mobility = math.sqrt(
-        ((m0.std or 0.0) / m0.value) ** 2
-        + ((q.std or 0.0) / kt) ** 2
-        + (q.value * (temperature.std or 0.0) / (kt * temperature.value)) ** 2
-    )
+    mobility, relative_mobility = arrhenius_mobility_and_std(
+        m0.value, q.value, temperature.value,
+        prefactor_std=m0.std, activation_energy_std=q.std, temperature_std=temperature.std,
+    )  # fmt: skip
 
     quantities = {
         'gb_energy': {'value': sigma.value, 'unit': 'J/m**2', 'std': sigma_std or None, 'note': sigma_note},

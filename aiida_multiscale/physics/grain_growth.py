@@ -34,7 +34,7 @@ import typing as t
 
 import numpy as np
 
-from aiida_multiscale.physics.units import is_finite_number
+from aiida_multiscale.physics.units import BOLTZMANN_EV, is_finite_number
 
 __all__ = (
     'MIN_INITIAL_GRAIN_SIZE',
@@ -149,6 +149,31 @@ class ReducedUnits:
     def reduced_rate_constant(self, k: float) -> float:
         """The inverse of :meth:`physical_rate_constant`."""
         return float(k) / self.diffusivity
+
+
+def arrhenius_mobility_and_std(
+    prefactor: float,
+    activation_energy: float,
+    temperature: float,
+    *,
+    prefactor_std: float | None = None,
+    activation_energy_std: float | None = None,
+    temperature_std: float | None = None,
+) -> tuple[float, float]:
+    """``M = M0 exp(-Q / (k_B T))`` (the units of ``M0``; ``Q`` in eV, ``T`` in K) and its relative std.
+
+    First order in each independent input: ``(std_M / M)^2 = (std_M0 / M0)^2 + (std_Q / kT)^2 + (Q std_T / (k T^2))^2``.
+    For an ``M0`` uncertain by orders of magnitude the first-order relative std reads as the std of ``ln M``.  The one
+    place the bridge to the mesoscale and the phase-field rung take ``M`` from, so that both carry the same number.
+    """
+    kt = BOLTZMANN_EV * temperature
+    mobility = prefactor * math.exp(-activation_energy / kt)
+    relative = math.sqrt(
+        ((prefactor_std or 0.0) / prefactor) ** 2
+        + ((activation_energy_std or 0.0) / kt) ** 2
+        + (activation_energy * (temperature_std or 0.0) / (kt * temperature)) ** 2
+    )
+    return mobility, relative
 
 
 def von_neumann_mullins_rate(sides, mobility: float, gb_energy: float):

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 import typing as t
 
 import numpy as np
 
 from aiida_multiscale.engines.moose.hit import Expression, Variable, render_hit
+from aiida_multiscale.physics.grain_growth import arrhenius_mobility_and_std
 from aiida_multiscale.physics.units import BOLTZMANN_EV, factor
 
 __all__ = (
@@ -72,7 +72,7 @@ def interface_width(domain_size: float, grid: int, width: float | None = None) -
 
 def arrhenius_mobility(prefactor: float, activation_energy: float, temperature: float) -> float:
     """``M = M0 exp(-Q / (k_B T))`` in the units of ``prefactor`` (``Q`` in eV, ``T`` in K)."""
-    return prefactor * math.exp(-activation_energy / (BOLTZMANN_EV * temperature))
+    return arrhenius_mobility_and_std(prefactor, activation_energy, temperature)[0]
 
 
 def model_constants(gb_energy: float, mobility: float, interface_width: float) -> dict[str, float]:

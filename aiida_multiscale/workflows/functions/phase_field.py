@@ -17,17 +17,16 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData, relabel_grains
 from aiida_multiscale.engines.moose import grains as G
 from aiida_multiscale.engines.moose.exodus import read_exodus, write_restart_exodus
-from aiida_multiscale.engines.moose.phase_field import arrhenius_mobility
 from aiida_multiscale.physics.grain_growth import (
     Extrapolation,
     ReducedUnits,
     SelfSimilarity,
+    arrhenius_mobility_and_std,
     extrapolate,
     grain_sizes,
     rescale_grain_map,
     self_similarity,
 )
-from aiida_multiscale.physics.units import BOLTZMANN_EV
 from aiida_multiscale.workflows.functions.png import figure_node
 from aiida_multiscale.workflows.protocols.utils import load_protocol_file
 
@@ -359,13 +358,10 @@ def mobility_of(interface: HandoffData) -> tuple[float, float]:
     m0 = interface.get_quantity('mobility_prefactor', INTERFACE_UNITS['mobility_prefactor'])
     q = interface.get_quantity('activation_energy', 'eV')
     temperature = interface.get_quantity('temperature', 'K')
-    mobility = arrhenius_mobility(m0.value, q.value, temperature.value)
-    kt = BOLTZMANN_EV * temperature.value
-    relative = math.sqrt(
-        ((m0.std or 0) / m0.value) ** 2
-        + ((q.std or 0) / kt) ** 2
-        + (q.value * (temperature.std or 0) / (kt * temperature.value)) ** 2
-    )
+    mobility, relative = arrhenius_mobility_and_std(
+        m0.value, q.value, temperature.value,
+        prefactor_std=m0.std, activation_energy_std=q.std, temperature_std=temperature.std,
+    )  # fmt: skip
     return mobility, relative
 
 
