@@ -23,11 +23,12 @@ PROFILE ?= multiscale
 export AIIDA_MULTISCALE_PROFILE := $(PROFILE)
 PYTEST_ARGS ?=
 
-.PHONY: help install system venv moose services slurm profile setup daemon demo test test-unit docs lint benchmarks clean
+.PHONY: help install system venv moose services slurm profile setup daemon demo test test-faults test-unit docs lint benchmarks clean
 
 help:
 	@echo 'make demo   - install everything needed, set up a profile and codes, run the demo through the daemon'
-	@echo 'make test   - install everything needed, build the docs and run the whole test suite'
+	@echo 'make test   - install everything needed, build the docs and run the test suite'
+	@echo 'make test-faults - the fault test: a fast chain through Slurm with the daemon, PostgreSQL and RabbitMQ restarted'
 	@echo 'make docs   - build the documentation (warnings are errors)'
 	@echo 'make lint   - ruff check and ruff format --check of the package and the tests'
 
@@ -81,6 +82,9 @@ docs: venv
 
 test: install docs
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-faults: install
+	AIIDA_MULTISCALE_FAULTS=1 $(VENV)/bin/pytest tests/test_faults.py $(PYTEST_ARGS)
 
 test-unit: venv
 	@$(VENV)/bin/pytest -m 'not real_code and not daemon' $(PYTEST_ARGS)

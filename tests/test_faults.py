@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import pathlib
 import sys
 import time
@@ -23,7 +24,19 @@ from conftest import TEST_OVERRIDES
 from private_services import chain_summary, private_services
 from slurm import squeue
 
-pytestmark = [pytest.mark.slow, pytest.mark.daemon, pytest.mark.real_code]
+#: A whole fast chain of its own through Slurm (8.5 to 14 min here): run with AIIDA_MULTISCALE_FAULTS=1 or
+#: ``make test-faults``.  Out of the default suite until the chain is cheap enough for the suite's time budget (the
+#: suite took 56 to 91 min with it on this 2-core machine, against a goal of 30).
+RUN_FAULTS = os.environ.get('AIIDA_MULTISCALE_FAULTS', '') not in ('', '0')
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.daemon,
+    pytest.mark.real_code,
+    pytest.mark.skipif(
+        not RUN_FAULTS,
+        reason='a whole fast chain under faults (about 15 min): AIIDA_MULTISCALE_FAULTS=1 or make test-faults runs it',
+    ),
+]
 
 BIN = pathlib.Path(sys.prefix) / 'bin'
 CHAIN_TIMEOUT = 1800  # s: ~5 min quiet plus the restarts; only stops a stuck chain from hanging the suite
