@@ -358,11 +358,10 @@ def mobility_of(interface: HandoffData) -> tuple[float, float]:
     m0 = interface.get_quantity('mobility_prefactor', INTERFACE_UNITS['mobility_prefactor'])
     q = interface.get_quantity('activation_energy', 'eV')
     temperature = interface.get_quantity('temperature', 'K')
-    mobility, relative = arrhenius_mobility_and_std(
+    return arrhenius_mobility_and_std(
         m0.value, q.value, temperature.value,
         prefactor_std=m0.std, activation_energy_std=q.std, temperature_std=temperature.std,
     )  # fmt: skip
-    return mobility, relative
 
 
 def reduced_units_of(interface: HandoffData) -> ReducedUnits:
