@@ -198,10 +198,21 @@ def test_trace_reaches_every_pw_calculation(fast_chain, pseudo_family):
     bridges = [h['bridge'] for h in data['handoffs']]
     assert bridges[:2] == ['dft_to_md', 'dft_to_md'] and 'md_to_mesoscale' in bridges and 'mesoscale_to_fem' in bridges
     assert data['macro']['uuid'] == fast_chain.outputs.macro.uuid
-    # The weakest input by its share of a macro quantity's variance: the assumed mobility (orders of magnitude) drives
-    # the grain size and, through Hall-Petch, the yield strength; nothing the elastic constants depend on comes close.
-    assert data['weakest_handoff']['quantity'] in ('gb_mobility', 'mobility_prefactor')
-    assert data['weakest_handoff']['macro_quantity'] in ('mean_grain_size', 'yield_strength', 'flow_stress')
+    # The weakest input by its share of a macro quantity's variance.  Two inputs compete, each dominating its own
+    # quantity: the assumed mobility (orders of magnitude) drives the grain size, and the fast protocol's unconverged
+    # C44 (its std is the change from 20^3 to 24^3 k, about 20 GPa) drives E.  Which of the two wins depends on
+    # shares near 1 in both budgets, so the test checks each budget's leader and that the trace names the overall one.
+    budgets = {entry['macro_quantity']: entry for entry in data['variance_budget']}
+    assert budgets['mean_grain_size']['entries'][0]['quantity'] in ('gb_mobility', 'mobility_prefactor')
+    assert budgets['youngs_modulus']['entries'][0]['quantity'] in ('c44', 'c11', 'c12')
+    leader = max(
+        ((entry['share'], entry['quantity'], name) for name, b in budgets.items() for entry in b['entries']
+         if entry['share'] is not None),
+    )  # fmt: skip
+    weakest = data['weakest_handoff']
+    assert weakest['share'] == pytest.approx(leader[0], rel=1e-12)
+    assert (weakest['quantity'], weakest['macro_quantity']) == leader[1:]
+    assert weakest['quantity'] in ('gb_mobility', 'mobility_prefactor', 'c44')
 
 
 def test_trace_sql_equals_the_query_builder_path(fast_chain, monkeypatch):
