@@ -186,7 +186,8 @@ CHAIN_TIMEOUT = 1200  # s: the budget is ~6 min unloaded; this only stops a hung
 #: The test size of the fast chain: a smaller phase field (20 grains on 40 x 40 down to 10, the starting grain 10
 #: elements across, interface 3 elements, 8 order parameters, one realisation: 8 cycles of 0.1 in about 110 s here,
 #: 20 -> 10 grains, self-similar, no merge; the explicit step, stable at dt ~ dx^2, makes the cost grow as grid^4,
-#: so 48 x 48 costs about twice as much), and a crystal-plasticity RVE of at most 36 elements (about a minute of CPU instead of three).  The fast protocol's 50 steps
+#: so 48 x 48 costs about twice as much), and a crystal-plasticity RVE of at most 36 elements (about a minute of
+#: CPU instead of three).  The fast protocol's 50 steps
 #: stay: fewer steps asked are cut back more often by MOOSE and cost more (benchmarks/fem.py --plasticity: 30 steps
 #: 63 s, 50 steps 52 s of CPU on 36 elements).
 TEST_OVERRIDES = {

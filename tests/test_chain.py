@@ -156,6 +156,14 @@ def test_chain_finishes_with_physical_macro(fast_chain):
     rve_taylor = macro.value('taylor_factor')
     assert 2.2 / 3.06 * 0.95 * hall_petch < value < 1.1 * hall_petch, (value, hall_petch, rve_taylor)
     assert macro.value('flow_stress', 'MPa') > value  # it hardens
+    # The CP RVE ran on one mesh: its error is a term of the yield's budget, 0.088 / (elements per grain), counted
+    # here from the mesh the RVE reports and the grains of the map it was given.
+    cp_rve = fem.base.links.get_outgoing(link_label_filter='rve_plasticity_0').one().node
+    nx, ny, _ = cp_rve.outputs.plasticity.metadata['mesh']
+    per_grain = nx * ny / cp_rve.inputs.microstructure.grain_count
+    budget = {entry['macro_quantity']: entry for entry in macro.metadata['variance_budget']}['yield_strength']
+    (mesh_term,) = [entry for entry in budget['entries'] if entry['quantity'] == 'discretisation']
+    assert mesh_term['std'] == pytest.approx(0.088 / per_grain, rel=1e-9)
     assert macro.value('grain_count') == micro.grain_count
     print(
         f'chain: yield {value:.2f} MPa in [Sachs {sachs:.2f}, Taylor {taylor:.2f}]; Hall-Petch {hall_petch:.2f} MPa; '

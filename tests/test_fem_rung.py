@@ -65,6 +65,13 @@ def test_every_realisation_in_its_bounds(fem_run):
             plasticity.value(n, 'MPa') for n in ('yield_strength', 'yield_strength_sachs', 'yield_strength_taylor')
         )
         assert sachs * 0.95 <= value <= taylor * 1.05
+        # One mesh, not converged, and it says so: its elements per grain (counted here from the element-to-grain map
+        # of the mesh the RVE reports) and the mesh error law's estimate for them.
+        nx, ny, _ = plasticity.metadata['mesh']
+        per_grain = nx * ny / micro.grain_count
+        assert plasticity.metadata['elements_per_grain'] == pytest.approx(per_grain, rel=1e-12)
+        assert plasticity.metadata['discretisation_relative_error'] == pytest.approx(0.088 / per_grain, rel=1e-12)
+        assert 'not converged' in plasticity['yield_strength'].note
 
 
 @pytest.mark.real_code

@@ -155,3 +155,41 @@ def test_too_few_grains_are_flagged_not_hidden(aiida_profile):
     assert MIN_GRAINS_FOR_STATISTICS == 25 and grains.value('grain_count') == 4
     assert grains.metadata['checks']['enough_grains'] == 'warning: 4 < 25 grains'
     assert 'too few for polycrystal statistics' in grains['grain_count'].note
+
+
+def test_mesh_error_law_against_the_benchmark_series():
+    """The coefficient against a straight-line fit written here of the benchmark's yields (docs/fem.md) on 1/n."""
+    from aiida_multiscale.physics.plasticity import mesh_discretisation_error
+
+    per_grain = np.array([4.0, 9.0, 16.0, 25.0])
+    yields = np.array([22.95, 22.78, 22.57, 22.54])  # MPa, benchmarks/fem.py --plasticity, 9-grain Al map
+    slope, converged = np.polyfit(1 / per_grain, yields, 1)
+    assert np.max(np.abs(yields - (converged + slope / per_grain))) < 0.1  # the law holds to the series' noise
+    for n in (4.0, 9.0, 36.0):
+        assert mesh_discretisation_error(n) == pytest.approx(slope / converged / n, rel=0.02)
+    with pytest.raises(ValueError, match='must be positive'):
+        mesh_discretisation_error(0)
+
+
+def test_discretisation_is_a_term_of_the_yield_not_of_its_estimates(aiida_profile):
+    """Realisations at 4 and 9 elements per grain: the term's std is the mean of 0.088/4 and 0.088/9 in ln units,
+    on the yield and the flow stress; the Sachs and Taylor estimates (no mesh) have none."""
+    mechanics = _mechanics(realisations=(40.0, 41.0))
+    rows = [
+        {'yield_strength': 40e6, 'discretisation_relative_error': 0.088 / 4, 'elements_per_grain': 4.0},
+        {'yield_strength': 41e6, 'discretisation_relative_error': 0.088 / 9, 'elements_per_grain': 9.0},
+    ]
+    mechanics = HandoffData(
+        {name: mechanics[name].as_dict() for name in mechanics.names},
+        metadata={'yield_sensitivities': SENSITIVITIES, 'realisations': rows},
+    )
+    result = fem_to_macro(mechanics=mechanics)
+    budgets = {entry['macro_quantity']: entry for entry in result['macro'].metadata['variance_budget']}
+    relative = (0.088 / 4 + 0.088 / 9) / 2
+    for name, value in (('yield_strength', 40e6), ('flow_stress', 50e6)):
+        (entry,) = [e for e in budgets[name]['entries'] if e['quantity'] == 'discretisation']
+        assert entry['log'] and entry['std'] == pytest.approx(relative, rel=1e-12)
+        assert entry['amplitude'] == pytest.approx(value * relative, rel=1e-12)
+        assert entry['uuid'] is None and '4-9 elements per grain' in entry['note']
+    for name in ('yield_strength_sachs', 'yield_strength_taylor'):
+        assert all(e['quantity'] != 'discretisation' for e in budgets.get(name, {'entries': []})['entries'])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from aiida.engine import calcfunction
 
 from aiida_multiscale.bridges import bridge_exit_code
@@ -11,6 +12,7 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.physics import variance
 from aiida_multiscale.physics.elasticity import voigt_reuss_hill
+from aiida_multiscale.physics.plasticity import MESH_ERROR_COEFFICIENT
 from aiida_multiscale.physics.uncertainty import central_derivative
 
 __all__ = ('BOUNDS_TOLERANCE', 'YIELD_BOUNDS_TOLERANCE', 'fem_to_macro', 'MACRO_QUANTITIES')
@@ -47,6 +49,9 @@ _HILL_NAMES = ('youngs_modulus', 'poisson_ratio', 'c11_eff', 'c12_eff', 'c44_eff
                'youngs_modulus_reuss')  # fmt: skip
 #: The yield strength's inputs that act through the initial slip resistance (Hall-Petch), and through hardening.
 _HALL_PETCH = ('friction_stress', 'hall_petch_coefficient', 'taylor_factor_random')
+#: The macro quantities whose budget gets the crystal-plasticity RVE's mesh error (the Sachs and Taylor estimates
+#: need no mesh; the Taylor factor is a diagnostic, and a budget of one term would always be "the weakest").
+_MESH_DEPENDENT = ('yield_strength', 'flow_stress')
 _HARDENING = ('hardening_modulus', 'saturation_strength', 'hardening_exponent', 'latent_hardening_ratio')
 #: The units of the yield derivatives with respect to the inputs not taken in ln units (stresses in Pa).
 _SENSITIVITY_UNITS = {
@@ -202,6 +207,19 @@ def fem_to_macro(
         values = [row[name] for row in rows if name in row]
         return variance.spread_term(values)
 
+    def discretisation(name, value):
+        """The crystal-plasticity RVE's mesh error (one mesh per realisation, not converged), in ln units."""
+        errors = [row['discretisation_relative_error'] for row in rows if 'discretisation_relative_error' in row]
+        if not errors:
+            return []
+        per_grain = [row['elements_per_grain'] for row in rows if 'elements_per_grain' in row]
+        how = (
+            f'mesh of the crystal-plasticity RVE, {min(per_grain):.3g}-{max(per_grain):.3g} elements per grain: '
+            f'relative error {MESH_ERROR_COEFFICIENT} / (elements per grain) from the mesh series of benchmarks/fem.py '
+            '(a coarse mesh yields high); the mean over realisations, not reduced by averaging'
+        )
+        return [variance.term(None, 'discretisation', value, float(np.mean(errors)), log=True, note=how)]
+
     for name in MACRO_QUANTITIES:
         if name in ('mean_grain_size', 'grain_count') or name not in mechanics:
             continue
@@ -218,6 +236,8 @@ def fem_to_macro(
             name.startswith('yield_strength_')
         ):  # fmt: skip
             terms.append(spread(name))
+        if name in _MESH_DEPENDENT:
+            terms.extend(discretisation(name, quantity.value))
         std, note = quantity.std, quantity.note
         if any(entry['amplitude'] is not None for entry in terms):
             entry_budget = variance.budget(name, quantity.value, terms)

@@ -23,6 +23,7 @@ from aiida_multiscale.engines.moose.solid_mechanics import element_grain_map
 from aiida_multiscale.physics.plasticity import (
     crystal_loading_directions,
     hall_petch_slip_resistance,
+    mesh_discretisation_error,
     sachs_taylor_yield,
     schmid_factors,
 )
@@ -354,11 +355,15 @@ def cp_rve_analysis(
     tau_mean = float(w @ tau_c)
     yield_strength = analysis['yield_strength'] * to_pa
     nx, ny, nz = rve_mesh_shape(microstructure.grid_shape, values['mesh_scale'], int(values['layers']))
+    elements_per_grain = nx * ny / max(int(microstructure.grain_count), 1)
+    mesh_error = mesh_discretisation_error(elements_per_grain)
     setup = (
         f'periodic crystal-plasticity RVE of {microstructure.grain_count} grains (columnar, {nx} x {ny} x {nz} HEX8), '
         f'uniaxial stress along x at {strain_rate:g} 1/s to {values["strain"]:g} in {int(values["steps"])} steps, '
-        'Kalidindi flow rule and hardening (MOOSE); std not given: neither the discretisation error nor the '
-        'uncertainty of the stored assumptions (Hall-Petch, hardening: see their std) is propagated yet'
+        'Kalidindi flow rule and hardening (MOOSE); one mesh, not converged: '
+        f'{elements_per_grain:.3g} elements per grain, discretisation error about {mesh_error:.1%} '
+        '(physics.plasticity.mesh_discretisation_error); std not given here: fem_to_macro adds that and the stored '
+        "assumptions' terms"
     )
     flow_note = (
         f'true stress at strain {flow_strain:g}'
@@ -416,6 +421,8 @@ def cp_rve_analysis(
             'yield_strength_taylor_rate_independent_pa': bounds['yield_strength_taylor'],
             'grain_fractions': weights.tolist(),
             'mesh': [nx, ny, nz],
+            'elements_per_grain': elements_per_grain,
+            'discretisation_relative_error': mesh_error,
             'strain_rate_per_s': strain_rate,
         },
     )
