@@ -12,7 +12,7 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
 from aiida_multiscale.physics import variance
 from aiida_multiscale.physics.elasticity import voigt_reuss_hill
-from aiida_multiscale.physics.plasticity import MESH_ERROR_COEFFICIENT
+from aiida_multiscale.physics.plasticity import MESH_ERROR_COEFFICIENT, mesh_discretisation_error
 from aiida_multiscale.physics.uncertainty import central_derivative
 
 __all__ = ('BOUNDS_TOLERANCE', 'YIELD_BOUNDS_TOLERANCE', 'fem_to_macro', 'MACRO_QUANTITIES')
@@ -209,10 +209,10 @@ def fem_to_macro(
 
     def discretisation(name, value):
         """The crystal-plasticity RVE's mesh error (one mesh per realisation, not converged), in ln units."""
-        errors = [row['discretisation_relative_error'] for row in rows if 'discretisation_relative_error' in row]
-        if not errors:
-            return []
         per_grain = [row['elements_per_grain'] for row in rows if 'elements_per_grain' in row]
+        if not per_grain:
+            return []
+        errors = [mesh_discretisation_error(n) for n in per_grain]
         how = (
             f'mesh of the crystal-plasticity RVE, {min(per_grain):.3g}-{max(per_grain):.3g} elements per grain: '
             f'relative error {MESH_ERROR_COEFFICIENT} / (elements per grain) from the mesh series of benchmarks/fem.py '

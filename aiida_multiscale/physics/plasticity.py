@@ -40,9 +40,9 @@ import numpy as np
 
 __all__ = (
     'FCC_SLIP_SYSTEMS',
+    'MESH_ERROR_COEFFICIENT',
     'crystal_loading_directions',
     'hall_petch_slip_resistance',
-    'MESH_ERROR_COEFFICIENT',
     'hardening_increment',
     'mesh_discretisation_error',
     'sachs_factors',

@@ -277,8 +277,7 @@ def fem_summary(slab: HandoffData, elastic: HandoffData, assumptions: HandoffDat
             for name in PLASTIC_QUANTITIES:
                 per[name].append(cp.value(name))
                 row[name] = cp.value(name)
-            if 'discretisation_relative_error' in cp.metadata:  # RVEs analysed before the estimate existed: none
-                row['discretisation_relative_error'] = cp.metadata['discretisation_relative_error']
+            if 'elements_per_grain' in cp.metadata:  # not recorded by RVEs analysed before the mesh-error term
                 row['elements_per_grain'] = cp.metadata['elements_per_grain']
             sensitivities.append(
                 yield_sensitivity_inputs(

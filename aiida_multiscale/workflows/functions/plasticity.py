@@ -355,7 +355,7 @@ def cp_rve_analysis(
     tau_mean = float(w @ tau_c)
     yield_strength = analysis['yield_strength'] * to_pa
     nx, ny, nz = rve_mesh_shape(microstructure.grid_shape, values['mesh_scale'], int(values['layers']))
-    elements_per_grain = nx * ny / max(int(microstructure.grain_count), 1)
+    elements_per_grain = nx * ny / microstructure.grain_count
     mesh_error = mesh_discretisation_error(elements_per_grain)
     setup = (
         f'periodic crystal-plasticity RVE of {microstructure.grain_count} grains (columnar, {nx} x {ny} x {nz} HEX8), '
