@@ -227,6 +227,113 @@ def test_md_to_mesoscale_exit_codes(aiida_profile, gb_energy, assumption_kw, lab
     assert 'md_to_mesoscale' in node.exit_message
 
 
+def md_mobility_node(m0=3e-6, q=0.15, covariance=((0.54944, 0.0367233), (0.0367233, 0.0025)), temps=(700, 790, 880)):
+    """An MD rung's ``gb_mobility`` handoff: an Arrhenius fit centred at 790 K (std of ln M 0.1 there, of Q 0.05 eV),
+    so ln M0 and Q are strongly correlated (r = 0.99), as in a real fit far from 1/T = 0."""
+    ln_m0 = math.log(m0)
+    return HandoffData(
+        {
+            'gb_mobility_prefactor': {'value': math.exp(ln_m0), 'unit': 'm**4/(J*s)',
+                                      'std': math.exp(ln_m0) * math.sqrt(covariance[0][0])},
+            'gb_activation_energy': {'value': q, 'unit': 'eV', 'std': math.sqrt(covariance[1][1])},
+        },
+        from_scale='md',
+        to_scale='mesoscale',
+        metadata={
+            'arrhenius': {'ln_prefactor': ln_m0, 'activation_energy': q, 'covariance': [list(r) for r in covariance],
+                          'chi2': 0.5, 'dof': 1, 'scaled': False},
+            'temperatures': [{'temperature': float(t)} for t in temps],
+        },
+    )  # fmt: skip
+
+
+def anneal_node(temperature=560.0, t_std=5.0, reduction=(1.0, 2.302585), by_hand=False):
+    values = {
+        'temperature': {'value': temperature, 'unit': 'K', 'std': t_std, 'source': 'test'},
+        'anneal_time': {'value': 1e-4, 'unit': 's', 'std': None, 'source': 'test'},
+        'initial_grain_size': {'value': 1e-5, 'unit': 'm', 'std': 5e-6, 'source': 'test'},
+    }
+    if reduction is not None:
+        values['mobility_reduction'] = {'value': reduction[0], 'unit': 'dimensionless',
+                                        'std': reduction[0] * reduction[1], 'source': 'test: pure metal'}  # fmt: skip
+    if by_hand:
+        values['mobility_prefactor'] = {'value': 2.5e-6, 'unit': 'm**4/(J*s)', 'std': None, 'source': 'test'}
+        values['activation_energy'] = {'value': 0.23, 'unit': 'eV', 'std': None, 'source': 'test'}
+    return make_assumptions(values)
+
+
+def test_md_mobility_at_the_anneal_temperature_uses_the_covariance(aiida_profile):
+    """M(560 K) from the MD fit: value M0 exp(-Q/kT); std of ln M = sqrt(J C J^T + (Q dT/kT^2)^2 + reduction^2) with
+    J = (1, -1/kT), written out here; far below what independent M0 and Q stds would give (r = 0.99); 560 K lies
+    140 K below the simulated 700-880 K, which the note says.  The phase field reads this M and std, not M0 and Q."""
+    from aiida_multiscale.workflows.functions.phase_field import mobility_of
+
+    mobility = md_mobility_node()
+    result, node = md_to_mesoscale.run_get_node(
+        md_properties=md_node(), assumptions=anneal_node(reduction=(0.1, 1.0)), gb_mobility=mobility
+    )
+    assert node.is_finished_ok, node.exit_message
+    interface = result['interface']
+    kt = BOLTZMANN_EV * 560.0
+    x = 1 / kt
+    expected = 0.1 * 3e-6 * math.exp(-0.15 * x)
+    fit_var = 0.54944 - 2 * x * 0.0367233 + x * x * 0.0025
+    ln_std = math.sqrt(fit_var + (0.15 * 5.0 / (kt * 560.0)) ** 2 + 1.0**2)
+    gb = interface['gb_mobility']
+    assert gb.value == pytest.approx(expected, rel=1e-9)
+    assert gb.std / gb.value == pytest.approx(ln_std, rel=1e-9)
+    independent = math.sqrt(0.54944 + (0.05 * x) ** 2)
+    assert math.sqrt(fit_var) < 0.5 * independent
+    assert gb.note.startswith('computed') and 'extrapolated 140 K' in gb.note
+    assert interface.metadata['extrapolation']['extrapolated'] is True
+    assert interface.metadata['mobility_source'] == 'md'
+    assert interface['activation_energy'].note.startswith('computed')
+    assert interface['mobility_reduction'].value == pytest.approx(0.1)
+    assert mobility_of(interface) == pytest.approx((gb.value, gb.std / gb.value), rel=1e-12)
+    # Inside the simulated range the fit alone is far tighter than 140 K below it.
+    inside, _ = md_to_mesoscale.run_get_node(
+        md_properties=md_node(), assumptions=anneal_node(temperature=790.0, t_std=0.0, reduction=None),
+        gb_mobility=mobility,
+    )  # fmt: skip
+    assert inside['interface'].metadata['extrapolation']['extrapolated'] is False
+    assert inside['interface']['gb_mobility'].relative_std == pytest.approx(0.1, rel=1e-3)
+
+
+def test_md_mobility_splits_the_budget_into_fit_and_reduction(aiida_profile):
+    """The grain-size budget has one term for the MD fit (pointing at the MD node) and one for the assumed reduction."""
+    from aiida_multiscale.bridges.mesoscale_to_fem import grain_size_terms
+
+    mobility = md_mobility_node().store()
+    result = md_to_mesoscale(md_properties=md_node(), assumptions=anneal_node(), gb_mobility=mobility)
+    interface = result['interface']
+    terms = {t['quantity']: t for t in grain_size_terms(2e-5, 1e-5, interface)}
+    budget = interface.metadata['gb_mobility_budget']
+    assert terms['gb_mobility']['uuid'] == mobility.uuid
+    assert terms['gb_mobility']['std'] == pytest.approx(
+        math.hypot(budget['md_fit_ln_std'], budget['temperature_ln_std'])
+    )
+    assert terms['mobility_reduction']['std'] == pytest.approx(2.302585)
+    growth = (4e-10 - 1e-10) / (2 * 4e-10)
+    assert terms['mobility_reduction']['sensitivity'] == pytest.approx(growth)
+
+
+@pytest.mark.parametrize(
+    'with_md, by_hand, words',
+    [
+        (True, True, 'given twice'),
+        (False, False, "missing assumed quantities ['mobility_prefactor', 'activation_energy']"),
+    ],
+)
+def test_mobility_from_exactly_one_place(aiida_profile, with_md, by_hand, words):
+    """MD and by hand at once, or neither: refused, with the fix named."""
+    kwargs = {'gb_mobility': md_mobility_node()} if with_md else {}
+    _, node = md_to_mesoscale.run_get_node(
+        md_properties=md_node(), assumptions=anneal_node(by_hand=by_hand, reduction=None), **kwargs
+    )
+    assert node.exit_status == status('ERROR_MD_TO_MESOSCALE_ASSUMPTIONS')
+    assert words in node.exit_message
+
+
 # -- mesoscale_to_fem -----------------------------------------------------------------------------------------
 
 

@@ -702,7 +702,10 @@ def _chain_process(codes, assumptions: dict | None = None, accept_potential: boo
     overrides = None
     if 'plasticity' in load_protocol_file('fem')['default_inputs']:
         overrides = {'fem': {'overrides': {'plasticity': {'enabled': False}}}}
-    builder = MultiscaleWorkChain.get_builder_from_protocol('Al', protocol='fast', codes=codes, overrides=overrides)
+    # The mobility by hand (the MD rung's mobility stage off): the hand-made MD outputs below have no gb_mobility.
+    builder = MultiscaleWorkChain.get_builder_from_protocol(
+        'Al', protocol='fast', codes=codes, overrides=overrides, mobility_prefactor=2.5e-6, activation_energy=0.23
+    )
     if assumptions:
         current = builder.assumptions
         quantities = {

@@ -86,11 +86,26 @@ def _run(builder, label):
     return node
 
 
-def test_al_mm_accepted_despite_dft_30_percent_off(codes, al_mm):
-    """Al_mm, fast protocol: a0, Cij, GB energy vs references; a DFT handoff 30 % off, explicitly accepted, passes.
+#: A reduced mobility stage (the "test" size): two temperatures, one replica of 5 ps each at a force large enough to
+#: move the boundary within 5 ps in an 800-atom cell, and the two check runs.  Too short for a linear-response mobility
+#: (the fast and moderate protocols are for that); enough to test the stage's wiring, units and bookkeeping.
+TINY_MOBILITY = {
+    'homologous_temperatures': [0.8, 0.95],
+    'repeats': [2, 4, 5],
+    'replicas': 1,
+    'u0': 0.02,
+    'lattice_steps': 500,
+    'equilibration_steps': 250,
+    'steps': 2500,
+    'sample_every': 10,
+    'discard': 0.25,
+    'linearity_check': True,
+}
 
-    The lmp code has default plugin lammps.base; this also proves aiida-core runs lammps.raw on it.
-    """
+
+@pytest.fixture(scope='module')
+def al_mm_fast(codes, al_mm):
+    """Al_mm, fast protocol with the reduced mobility stage, DFT handoff 30 % off and accepted (one run, shared)."""
     eos, elastic = dft_handoff(4.0453 * 1.3, 110.2 * 1.3, 61.4 * 1.3, 32.6 * 1.3)
     builder = MdWorkChain.get_builder_from_protocol(
         codes['lmp'],
@@ -99,9 +114,17 @@ def test_al_mm_accepted_despite_dft_30_percent_off(codes, al_mm):
         protocol='fast',
         dft_eos=eos,
         dft_elastic=elastic,
-        overrides={'accept_potential': True},
+        overrides={'accept_potential': True, 'parameters': {'mobility': TINY_MOBILITY}},
     )
-    node = _run(builder, 'Al_mm fast + accepted DFT check')
+    return _run(builder, 'Al_mm fast + accepted DFT check + reduced mobility stage')
+
+
+def test_al_mm_accepted_despite_dft_30_percent_off(al_mm_fast):
+    """Al_mm, fast protocol: a0, Cij, GB energy vs references; a DFT handoff 30 % off, explicitly accepted, passes.
+
+    The lmp code has default plugin lammps.base; this also proves aiida-core runs lammps.raw on it.
+    """
+    node = al_mm_fast
     assert node.is_finished_ok, node.exit_message
     md = node.outputs.md_properties
     assert md.value('a0_md', 'angstrom') == pytest.approx(4.0453, rel=0.002)
@@ -119,6 +142,67 @@ def test_al_mm_accepted_despite_dft_30_percent_off(codes, al_mm):
     creator = check.creator
     assert creator.inputs.accept_potential.value is True
     assert creator.inputs.accept_potential.uuid == node.inputs.accept_potential.uuid
+
+
+def _boundary_velocity_by_hand(text: str, window: tuple[float, float]) -> float:
+    """Velocity (m/s) of each of the two boundaries into grain 1, straight from the file's columns: numpy only.
+
+    Column 2 is the time in ps, column 3 the thickness of grain 1 in angstrom; two boundaries share the loss of
+    thickness, 1 A/ps = 100 m/s.
+    """
+    data = np.loadtxt(text.splitlines())
+    time, thickness = data[:, 1] - data[0, 1], data[:, 2]
+    mask = (time >= window[0]) & (time <= window[1])
+    return -np.polyfit(time[mask], thickness[mask], 1)[0] / 2 * 100.0
+
+
+def test_mobility_stage_in_si_units_by_a_second_method(al_mm_fast):
+    """The stage's M(T) against M = v / P recomputed here from the retrieved boundary files: the velocity by numpy's
+    polyfit on the raw columns, P = u0 / (a^3 / 4) with u0 in J (CODATA eV) and a in m.  Also: the temperatures are
+    the fractions of the potential's own melting point (926 K, Mendelev et al. 2008), the 0.8 -> 0.95 a(T) shows
+    thermal expansion, the two-point Arrhenius fit is the closed form, and the reversed force reverses the motion.
+    """
+    node = al_mm_fast
+    assert node.is_finished_ok, node.exit_message
+    handoff = node.outputs.gb_mobility
+    rows = handoff.metadata['temperatures']
+    assert [r['temperature'] for r in rows] == pytest.approx([0.8 * 926.0, 0.95 * 926.0], abs=0.1)
+    expansion = node.outputs.thermal_expansion
+    a_low, a_high = (expansion.value(f'lattice_constant_{i}', 'angstrom') for i in (0, 1))
+    assert 4.0453 < a_low < a_high < 4.0453 * 1.03
+    runs = {run['label']: run for run in handoff.metadata['runs']}
+    calcs = {c.label: c for c in node.called_descendants if c.process_label == 'LammpsRawCalculation'}
+    electron_volt, angstrom = 1.602176634e-19, 1e-10
+    for index, row in enumerate(rows):
+        label = f'mobility_T{index}_r0'
+        text = calcs[label].outputs.retrieved.base.repository.get_object_content('boundary.dat')
+        velocity = _boundary_velocity_by_hand(text, tuple(runs[label]['window_ps']))
+        pressure = TINY_MOBILITY['u0'] * electron_volt / ((row['lattice_constant'] * angstrom) ** 3 / 4)
+        assert row['pressure'] == pytest.approx(pressure, rel=1e-6)
+        assert row['mobility'] == pytest.approx(velocity / pressure, rel=1e-6)
+        # Published MD mobilities of fcc tilt boundaries: 1e-8 - 1e-6 m^4/(J s) (Janssens et al., Nat. Mater. 5, 124
+        # (2006); Zhang, Mendelev and Srolovitz, Acta Mater. 52, 2569 (2004)), a decade either side for the short run.
+        assert 1e-9 < row['mobility'] < 1e-5
+    (t1, m1), (t2, m2) = ((r['temperature'], r['mobility']) for r in rows)
+    k_b = 8.617333262e-5
+    q = -k_b * np.log(m2 / m1) / (1 / t2 - 1 / t1)
+    assert handoff.value('gb_activation_energy', 'eV') == pytest.approx(q, rel=1e-6, abs=1e-9)
+    assert handoff.value('gb_mobility_prefactor') == pytest.approx(m1 * np.exp(q / (k_b * t1)), rel=1e-6)
+    covariance = np.array(handoff.metadata['arrhenius']['covariance'])
+    assert handoff['gb_activation_energy'].std == pytest.approx(np.sqrt(covariance[1, 1]), rel=1e-9)
+    # The reversed force moves the boundary the other way: the grain that shrank now grows.
+    reversed_velocity = runs['mobility_T0_reversed']['velocity']
+    assert reversed_velocity < 0 < runs['mobility_T0_r0']['velocity']
+    assert set(handoff.metadata['checks']) == {'linearity', 'reversal'}
+    for check in handoff.metadata['checks'].values():
+        assert check['verdict'] == ('passed' if check['z'] <= 2 else 'failed')
+    assert 'computed' in handoff['gb_activation_energy'].note and 'orient/eco' in handoff['gb_activation_energy'].note
+    # Provenance: every driven run and every a(T) run is an ancestor of the handoff.
+    query = orm.QueryBuilder().append(orm.CalcJobNode, tag='calc', project='label')
+    query.append(orm.Node, filters={'uuid': handoff.uuid}, with_ancestors='calc')
+    feeding = set(query.all(flat=True))
+    assert feeding >= {f'mobility_T{i}_r0' for i in (0, 1)} | {'mobility_T0_half_force', 'mobility_T0_reversed'}
+    assert feeding >= {'lattice_0', 'lattice_1'}
 
 
 def test_al_mm_rejected_when_dft_30_percent_off(codes, al_mm):
@@ -139,9 +223,9 @@ def test_al_mm_rejected_when_dft_30_percent_off(codes, al_mm):
 
 
 def test_al_zhou_gb_energy_through_cli_and_daemon(codes, started_daemon_client):
-    """``aiida-multiscale launch md --potential Al_zhou.eam.alloy --protocol fast --wait --json`` through the daemon:
-    Sigma5(310)[001] energy 0.357 J/m^2, a0 4.0817 A and the Cij of ase's EAM, read from the JSON line that ``--json``
-    prints last."""
+    """``aiida-multiscale launch md --potential Al_zhou.eam.alloy --protocol fast --no-mobility --wait --json`` through
+    the daemon: Sigma5(310)[001] energy 0.357 J/m^2, a0 4.0817 A and the Cij of ase's EAM, read from the JSON line that
+    ``--json`` prints last; --no-mobility leaves the mobility stage out (no gb_mobility, no driven run)."""
     import json
 
     from click.testing import CliRunner
@@ -151,8 +235,10 @@ def test_al_zhou_gb_energy_through_cli_and_daemon(codes, started_daemon_client):
     path = potentials_folder() / 'Al_zhou.eam.alloy'
     start = time.perf_counter()
     result = CliRunner().invoke(
-        cli, ['launch', 'md', '--element', 'Al', '--potential', str(path), '--protocol', 'fast', '--wait', '--json']
-    )
+        cli,
+        ['launch', 'md', '--element', 'Al', '--potential', str(path), '--protocol', 'fast', '--no-mobility', '--wait',
+         '--json'],
+    )  # fmt: skip
     print(f'TIMING Al_zhou fast (CLI, daemon): {time.perf_counter() - start:.1f} s')
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
@@ -173,3 +259,5 @@ def test_al_zhou_gb_energy_through_cli_and_daemon(codes, started_daemon_client):
     # mirror bicrystal of this potential).
     assert max(scan['energies_small'].values()) - md['gb_energy']['value'] > 0.1
     assert node.inputs.potential.base.attributes.get('filename') == 'Al_zhou.eam.alloy'
+    assert 'gb_mobility' not in summary['outputs'] and 'gb_mobility' not in node.outputs
+    assert node.inputs.parameters['mobility'] == {'compute': False} or not node.inputs.parameters['mobility']['compute']

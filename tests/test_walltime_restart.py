@@ -48,8 +48,10 @@ def mock_time_limit_kill(short_limits: str) -> str:
 # MD rung
 # ---------------------------------------------------------------------------------------------------------------------
 def _md_builder(slurm_codes, short_limits: str, **inputs):
-    """The fast protocol's MdWorkChain for Al (default potential Al_mm) on the Slurm computer, 1 min per run."""
-    builder = MdWorkChain.get_builder_from_protocol('lmp@localhost', 'Al', protocol='fast')
+    """The fast protocol's MdWorkChain for Al (default potential Al_mm, no mobility stage) on Slurm, 1 min per run."""
+    builder = MdWorkChain.get_builder_from_protocol(
+        'lmp@localhost', 'Al', protocol='fast', overrides={'parameters': {'mobility': {'compute': False}}}
+    )
     builder.code = slurm_codes['lmp']
     builder.lammps.metadata.options = {
         'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1},

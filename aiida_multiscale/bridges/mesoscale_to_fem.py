@@ -68,7 +68,21 @@ def grain_size_terms(
     growth = max(size**2 - initial**2, 0.0) / (2 * size**2) if size > 0 else 0.0
     how = 'd ln d/d ln(M sigma t) = (d^2 - d0^2)/(2 d^2), parabolic growth'
     terms = []
+    budget = interface.metadata.get('gb_mobility_budget')
     for name in ('gb_mobility', 'gb_energy', 'anneal_time'):
+        if name == 'gb_mobility' and budget:
+            # A mobility from MD: the fit (with T's own std) and the assumed reduction are two inputs, two terms.
+            fit = math.hypot(budget['md_fit_ln_std'], budget['temperature_ln_std'])
+            terms.append(
+                term(budget['md_mobility_uuid'], 'gb_mobility', growth, fit, log=True,
+                     note=f'{how}; the MD Arrhenius fit at the anneal temperature (covariance) and T')
+            )  # fmt: skip
+            if budget['mobility_reduction_ln_std']:
+                terms.append(
+                    term(interface.uuid, 'mobility_reduction', growth, budget['mobility_reduction_ln_std'], log=True,
+                         note=f'{how}; what MD of one boundary in a pure metal cannot see (assumed)')
+                )  # fmt: skip
+            continue
         if name in interface and interface[name].relative_std:
             terms.append(term(interface.uuid, name, growth, interface[name].relative_std, log=True, note=how))
     if 'initial_grain_size' in interface and interface['initial_grain_size'].relative_std:

@@ -49,6 +49,19 @@ def _load_process(identifier: str):
     help="Starting mean grain size d0 in m, e.g. a recrystallised grain size (default: the protocol's, assumed).",
 )
 @click.option(
+    '--mobility-prefactor',
+    type=float,
+    default=None,
+    help='Grain-boundary mobility prefactor M0 in m^4/(J s), with --activation-energy: the mobility by hand, stored as '
+    "an assumption; it switches the MD rung's mobility stage off [default: computed by the MD rung].",
+)
+@click.option(
+    '--activation-energy',
+    type=float,
+    default=None,
+    help='Activation energy Q of the boundary mobility in eV, with --mobility-prefactor [default: computed by MD].',
+)
+@click.option(
     '--potential',
     type=click.Path(exists=True, dir_okay=False),
     default=None,
@@ -70,6 +83,8 @@ def cmd_launch_chain(
     temperature,
     anneal_time,
     initial_grain_size,
+    mobility_prefactor,
+    activation_energy,
     potential,
     pseudo_family,
     wait,
@@ -89,6 +104,7 @@ def cmd_launch_chain(
         builder = MultiscaleWorkChain.get_builder_from_protocol(
             element, protocol=protocol, potential=potential, temperature=temperature, anneal_time=anneal_time,
             pseudo_family=pseudo_family, options=options, initial_grain_size=initial_grain_size,
+            mobility_prefactor=mobility_prefactor, activation_energy=activation_energy,
         )  # fmt: skip
     except ValueError as exc:
         echo_error(str(exc))

@@ -1,4 +1,4 @@
-"""``aiida-multiscale launch md``: the MD rung (potential vs DFT, Sigma5 grain-boundary energy) for one element."""
+"""``aiida-multiscale launch md``: the MD rung (potential vs DFT, Sigma5 grain-boundary energy and mobility)."""
 
 from __future__ import annotations
 
@@ -38,15 +38,23 @@ PROTOCOLS = load_protocol_file('md')
     default=None,
     help=f'Numerical protocol [default: {PROTOCOLS["default_protocol"]}].',
 )
+@click.option(
+    '--mobility/--no-mobility',
+    default=True,
+    show_default=True,
+    help='Compute the Sigma5 boundary mobility M0, Q by driven MD at several temperatures (the costly part: minutes '
+    'for --protocol fast, about 20 min for moderate on 2 cores); --no-mobility: the grain-boundary energy only.',
+)
 @click.option('--code', 'code_label', default='lmp@localhost', show_default=True, help='Label of the LAMMPS code.')
 @click.option('--wait', is_flag=True, help='Wait for the work chain to finish; exit non-zero if it failed.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the result as one JSON line at the end.')
 @resource_options()
 @DRY_RUN
 def cmd_launch_md(
-    element, potential, pair_style, dft, accept_potential, protocol, code_label, wait, as_json, options, dry_run
-):
-    """Launch MdWorkChain for ELEMENT through the daemon: a0, Cij, cohesive energy, GB energy, DFT check."""
+    element, potential, pair_style, dft, accept_potential, protocol, mobility, code_label, wait, as_json, options,
+    dry_run,
+):  # fmt: skip
+    """Launch MdWorkChain for ELEMENT through the daemon: a0, Cij, E_coh, GB energy and mobility, DFT check."""
     from aiida import orm
     from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
@@ -58,12 +66,15 @@ def cmd_launch_md(
     except (NotExistent, MultipleObjectsError) as exc:
         echo_error(f'--code: {exc}; run `aiida-multiscale setup` first')
     dft_eos, dft_elastic = load_dft_handoff(dft) if dft is not None else (None, None)
+    overrides = {'accept_potential': True} if accept_potential else {}
+    if not mobility:
+        overrides['parameters'] = {'mobility': {'compute': False}}
     try:
         if potential is not None:
             potential = get_or_create_potential(potential, element, pair_style)
         builder = MdWorkChain.get_builder_from_protocol(
             code, element, potential=potential, protocol=protocol, dft_eos=dft_eos, dft_elastic=dft_elastic,
-            overrides={'accept_potential': True} if accept_potential else None, options=options,
+            overrides=overrides or None, options=options,
         )  # fmt: skip
     except (PotentialFileError, ValueError) as exc:
         echo_error(str(exc))

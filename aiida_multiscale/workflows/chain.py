@@ -11,7 +11,7 @@ from aiida.plugins import WorkflowFactory
 from aiida_multiscale.bridges import BRIDGE_EXIT_CODES
 from aiida_multiscale.bridges.dft_to_md import dft_to_md
 from aiida_multiscale.bridges.fem_to_macro import fem_to_macro
-from aiida_multiscale.bridges.md_to_mesoscale import make_assumptions, md_to_mesoscale
+from aiida_multiscale.bridges.md_to_mesoscale import ASSUMED_MOBILITY, make_assumptions, md_to_mesoscale
 from aiida_multiscale.bridges.mesoscale_to_fem import mesoscale_to_fem
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.data.microstructure import MicrostructureData
@@ -226,6 +226,8 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         pseudo_family: str | None = None,
         options: t.Mapping | None = None,
         initial_grain_size: float | None = None,
+        mobility_prefactor: float | None = None,
+        activation_energy: float | None = None,
     ):
         """Return a builder for ``element`` on ``protocol``, every rung from its own protocol.
 
@@ -240,6 +242,9 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         :param anneal_time: anneal time in s (default: the protocol's).
         :param initial_grain_size: the starting mean grain size d0 in m, e.g. a recrystallised grain size (default:
             the protocol's, assumed).
+        :param mobility_prefactor: M0 in m^4/(J s), with ``activation_energy`` Q in eV: the boundary mobility by hand.
+            Both or neither; given, they switch the MD rung's mobility stage off and enter as assumptions.  Not given,
+            the MD rung computes M0 and Q (unless ``overrides`` switch its stage off and give them as assumptions).
         :param pseudo_family: aiida-pseudo family label for the DFT rung (default: the DFT rung's, multiscale/pbe
             where it has the element, else multiscale/lda).
         :param options: ``metadata.options`` of the rungs' calculations: keys ``dft``, ``md``, ``phase_field``,
@@ -276,12 +281,21 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         )  # fmt: skip
         if 'potential' in md and (message := check_potential_species(element, md.potential)):
             raise ValueError(message)
+        anneal = cls._mobility_assumptions(inputs['assumptions'], overrides, mobility_prefactor, activation_energy)
+        parameters = md.parameters.get_dict()
+        if ASSUMED_MOBILITY[0] in anneal:
+            parameters['mobility']['compute'] = False
+            md.parameters = orm.Dict(parameters)
+        elif not parameters['mobility']['compute']:
+            raise ValueError(
+                "the MD rung's mobility stage is off (md parameters.mobility.compute = false) and no mobility was "
+                'given: give mobility_prefactor and activation_energy (--mobility-prefactor, --activation-energy), '
+                'or let the MD rung compute them'
+            )
         builder.md = cls._prune(md, ('element', 'dft'))
         builder.md.accept_potential = orm.Bool(bool(inputs['md'].get('accept_potential', False)))
 
-        assumptions = cls._build_assumptions(
-            element, inputs['assumptions'], temperature, anneal_time, initial_grain_size
-        )
+        assumptions = cls._build_assumptions(element, anneal, temperature, anneal_time, initial_grain_size)
         message = check_anneal(
             element,
             assumptions['temperature']['value'],
@@ -320,6 +334,28 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         inputs = super().get_protocol_inputs(protocol)
         inputs['assumptions'] = load_protocol_file('phase_field')['default_inputs']['anneal']
         return merge_overrides(inputs, overrides, cls._open_paths)
+
+    @staticmethod
+    def _mobility_assumptions(protocol: dict, overrides, prefactor, energy) -> dict:
+        """The assumed anneal without the protocol's M0 and Q (those belong to the stand-alone phase field): the MD
+        rung computes them, unless the user gives them (as arguments, or in ``overrides['assumptions']``); then they
+        are assumptions and ``mobility_reduction`` (which applies to an MD mobility only) is left out."""
+        user = dict((overrides or {}).get('assumptions') or {})
+        anneal = {name: dict(entry) for name, entry in protocol.items() if name not in ASSUMED_MOBILITY}
+        by_hand = {name: dict(protocol[name]) for name in ASSUMED_MOBILITY if name in user}
+        source = 'user input (launch argument)'
+        for name, value, unit in (('mobility_prefactor', prefactor, 'm**4/(J*s)'), ('activation_energy', energy, 'eV')):
+            if value is not None:
+                by_hand[name] = {'value': float(value), 'unit': unit, 'std': None, 'source': source}
+        if len(by_hand) == 1:
+            raise ValueError(
+                'give both mobility_prefactor and activation_energy (--mobility-prefactor, --activation-energy) for a '
+                'mobility by hand, or neither (the MD rung computes them)'
+            )
+        if by_hand:
+            anneal.update(by_hand)
+            anneal.pop('mobility_reduction', None)
+        return anneal
 
     @staticmethod
     def _build_assumptions(element: str, anneal: dict, temperature, anneal_time, initial_grain_size=None) -> dict:
@@ -402,6 +438,8 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
         """sigma_GB and the assumptions to the phase field; the potential's misfit to DFT is added after the join."""
         md = self.ctx.md
         kwargs = {'md_properties': md.outputs.md_properties, 'assumptions': self.inputs.assumptions}
+        if 'gb_mobility' in md.outputs:
+            kwargs['gb_mobility'] = md.outputs.gb_mobility
         results, error = self._run_bridge(md_to_mesoscale, **kwargs)
         if error:
             return self._fail(error, 'the md_to_mesoscale handoff was refused')

@@ -1,5 +1,6 @@
-"""``MdWorkChain``: an interatomic potential's a0, cohesive energy and Cij at 0 K, checked against DFT, and the
-Sigma5(310)[001] grain-boundary energy, with LAMMPS through aiida-lammps.
+"""``MdWorkChain``: an interatomic potential's a0, cohesive energy and Cij at 0 K, checked against DFT, the
+Sigma5(310)[001] grain-boundary energy and the same boundary's mobility M(T) = M0 exp(-Q/kT), with LAMMPS through
+aiida-lammps.
 
 Every LAMMPS run goes through :class:`~aiida_multiscale.workflows.base.lammps.LammpsRawBaseWorkChain` (aiida-lammps'
 ``lammps.raw`` with our parser, resubmitted after a walltime kill).  The workarounds of aiida-lammps 1.0.2 bugs are
@@ -22,9 +23,15 @@ from aiida_lammps.calculations.raw import LammpsRawCalculation
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.engines.lammps import bicrystal as bicrystal_builder
 from aiida_multiscale.engines.lammps import inputs as scripts
+from aiida_multiscale.engines.lammps import mobility as mobility_engine
 from aiida_multiscale.engines.lammps import parsing, settings
-from aiida_multiscale.engines.lammps.potentials import potential_attributes, validate_potential_node
+from aiida_multiscale.engines.lammps.potentials import (
+    potential_attributes,
+    potential_melting_point,
+    validate_potential_node,
+)
 from aiida_multiscale.physics.elasticity import born_stability_violations
+from aiida_multiscale.physics.mobility import BoundaryNotMovingError
 from aiida_multiscale.workflows.base import EXIT_OUT_OF_WALLTIME, warn_deprecated_input
 from aiida_multiscale.workflows.base.lammps import LammpsRawBaseWorkChain, describe_failure
 from aiida_multiscale.workflows.functions.md import (
@@ -36,6 +43,14 @@ from aiida_multiscale.workflows.functions.md import (
     compare_potential_with_dft,
     default_inputs,
     merged_parameters,
+)
+from aiida_multiscale.workflows.functions.md_mobility import (
+    analyse_gb_mobility,
+    analyse_lattice_constants,
+    build_mobility_inputs,
+    mobility_results,
+    mobility_temperatures,
+    run_plan,
 )
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
 from aiida_multiscale.workflows.validation import message_of
@@ -57,9 +72,11 @@ EXIT_CODES = (
     (304, 'ERROR_GB_CALCULATION_FAILED', 'the grain-boundary LAMMPS calculation failed: {detail}'),
     (305, 'ERROR_GB_NO_VALID_CONFIGURATION', 'every bicrystal configuration was rejected (atoms closer than the '
      'physical minimum distance or unconverged): the potential collapses at the boundary'),
+    (306, 'ERROR_MOBILITY_CALCULATION_FAILED', 'a LAMMPS run of the mobility stage failed: {detail}'),
     (*EXIT_OUT_OF_WALLTIME, 'MD rung: the {stage} LAMMPS run was killed at its walltime and not resubmitted: {detail}'),
     (410, 'ERROR_GB_NOT_SIZE_CONVERGED', 'the grain-boundary energy changed by {detail} between the two bicrystal '
      'sizes: increase parameters.gb.repeats / size_check_repeats'),
+    (411, 'ERROR_GB_NOT_MOVING', 'no mobility: {detail}'),
 )  # fmt: skip
 
 
@@ -110,7 +127,10 @@ class MdWorkChain(ProtocolMixin, WorkChain):
 
     Three LAMMPS runs, each through a :class:`~aiida_multiscale.workflows.base.lammps.LammpsRawBaseWorkChain`: the
     bulk (relaxation + all strains in one input), the rigid-shift/overlap-cut-off scan of the bicrystal (all
-    configurations in one input) and the size check (the best configurations in a larger cell).
+    configurations in one input) and the size check (the best configurations in a larger cell).  Then, unless
+    ``parameters.mobility.compute`` is false, the mobility stage: a(T) at each temperature (one NPT run each, side by
+    side), then every driven run of :func:`~aiida_multiscale.workflows.functions.md_mobility.run_plan` side by side,
+    and the Arrhenius fit (output ``gb_mobility``).
     """
 
     _protocol_file = 'md'
@@ -177,6 +197,11 @@ class MdWorkChain(ProtocolMixin, WorkChain):
             cls.inspect_gb_scan,
             cls.run_gb_size_check,
             cls.results,
+            if_(cls.should_compute_mobility)(
+                cls.run_lattice_constants,
+                cls.run_mobility,
+                cls.inspect_mobility,
+            ),
         )
         spec.output(
             'md_properties',
@@ -186,6 +211,19 @@ class MdWorkChain(ProtocolMixin, WorkChain):
         spec.output('potential_check', valid_type=HandoffData, required=False, help='Errors vs DFT, verdict.')
         spec.output('bulk_properties', valid_type=HandoffData, help='The bulk properties, before the GB runs.')
         spec.output('gb_scan', valid_type=orm.Dict, required=False, help='GB energy [J/m^2] of every configuration.')
+        spec.output(
+            'gb_mobility',
+            valid_type=HandoffData,
+            required=False,
+            help='gb_mobility_prefactor M0 [m^4/(J s)] and gb_activation_energy Q [eV] of the Sigma5 boundary from the '
+            'driven runs; metadata: M(T) per temperature with its std, the fit covariance, the linearity checks.',
+        )
+        spec.output(
+            'thermal_expansion',
+            valid_type=HandoffData,
+            required=False,
+            help='a(T) [angstrom] at each temperature of the mobility runs (NPT of a bulk cube).',
+        )
         for status, label, message in EXIT_CODES:
             spec.exit_code(status, label, message=message)
 
@@ -262,8 +300,9 @@ class MdWorkChain(ProtocolMixin, WorkChain):
                 options[key] = value
         self.ctx.options = options
 
-    def _submit(self, stage: str, script: str, extra_files: dict | None = None):
-        """Run ``script`` through the restart chain, as the context key ``stage`` (the label of its calculations)."""
+    def _submit(self, stage: str, script: str, extra_files: dict | None = None, retrieve: str = _RESULTS):
+        """Run ``script`` through the restart chain, as the context key ``stage`` (the label of its calculations);
+        ``retrieve`` is the file the script writes its results to."""
         inputs = AttributeDict(self.exposed_inputs(LammpsRawBaseWorkChain))
         lammps = dict(inputs.get('lammps', {}))
         lammps.update(
@@ -272,7 +311,7 @@ class MdWorkChain(ProtocolMixin, WorkChain):
             files={'potential': self.inputs.potential, **(extra_files or {})},
             # lammps.raw has no -var: the file names are fixed here and written into the script.
             filenames=orm.Dict({'potential': self.ctx.potential['filename']}),
-            settings=orm.Dict({'additional_retrieve_list': [_RESULTS]}),
+            settings=orm.Dict({'additional_retrieve_list': [retrieve]}),
             metadata={**lammps.get('metadata', {}), 'options': self.ctx.options, 'label': stage},
         )
         inputs.lammps = lammps
@@ -281,13 +320,14 @@ class MdWorkChain(ProtocolMixin, WorkChain):
         node = self.submit(LammpsRawBaseWorkChain, **inputs)
         return node, ToContext(**{stage: node})
 
-    def _failed(self, stage: str, exit_code):
-        """None if the stage's run finished and retrieved its results; else ERROR_OUT_OF_WALLTIME or ``exit_code``."""
+    def _failed(self, stage: str, exit_code, expected: str = _RESULTS):
+        """None if the stage's run finished and retrieved ``expected``; else ERROR_OUT_OF_WALLTIME or ``exit_code``."""
         node = self.ctx[stage]
         if node.is_finished_ok:
-            if _RESULTS in node.outputs.retrieved.base.repository.list_object_names():
+            if expected in node.outputs.retrieved.base.repository.list_object_names():
                 return None
-            return exit_code.format(detail=f'no {_RESULTS} was retrieved')
+            where = '' if expected == _RESULTS else f'{stage}: '
+            return exit_code.format(detail=f'{where}no {expected} was retrieved')
         out_of_walltime, detail = describe_failure(node)
         self.report(f'{stage} run failed: {detail}')
         if out_of_walltime:
@@ -444,5 +484,151 @@ class MdWorkChain(ProtocolMixin, WorkChain):
         if info['relative_size_difference'] > tolerance:
             return self.exit_codes.ERROR_GB_NOT_SIZE_CONVERGED.format(
                 detail=f'{info["relative_size_difference"]:.1%} (> {tolerance:.0%})'
+            )
+        return None
+
+    # -- the mobility stage ------------------------------------------------------------------------------------------
+    def should_compute_mobility(self):
+        """Unless ``parameters.mobility.compute`` is false (a grain-boundary-energy-only run)."""
+        return bool(self.ctx.parameters['mobility']['compute'])
+
+    def run_lattice_constants(self):
+        """a(T) at every temperature of the mobility runs: one NPT run of a bulk cube each, all side by side.
+
+        The temperatures are fractions of the potential's own melting point (:func:`potential_melting_point`), so that
+        every run sits in the same part of the linear-response window whatever the potential.
+        """
+        from ase.data import atomic_masses, atomic_numbers
+
+        mobility = self.ctx.parameters['mobility']
+        if mobility['melting_point'] is not None:
+            melting = {'value': float(mobility['melting_point']), 'std': None, 'own': True,
+                       'source': 'user input (parameters.mobility.melting_point)'}  # fmt: skip
+        else:
+            melting = potential_melting_point(self.ctx.potential, self.ctx.element)
+        self.ctx.melting_point = melting
+        self.ctx.mobility_temperatures = mobility_temperatures(mobility, melting['value'])
+        a0 = self.ctx.bulk_properties.value('a0_md', 'angstrom')
+        mass = float(atomic_masses[atomic_numbers[self.ctx.element]])
+        for index, temperature in enumerate(self.ctx.mobility_temperatures):
+            script = mobility_engine.render_lattice_constant_script(
+                element=self.ctx.element,
+                mass=mass,
+                pair_style=self.ctx.potential['pair_style'],
+                potential_filename=self.ctx.potential['filename'],
+                a_guess=a0,
+                temperature=temperature,
+                seed=500 + index,
+                equilibration_steps=mobility['lattice_steps'],
+                steps=mobility['lattice_steps'],
+                timestep=mobility['timestep'],
+            )
+            _, wait = self._submit(f'lattice_{index}', script, retrieve=mobility_engine.LATTICE_FILENAME)
+            self.to_context(**wait)
+        self.report(
+            f'mobility stage: a(T) at {", ".join(f"{t:g}" for t in self.ctx.mobility_temperatures)} K '
+            f'({", ".join(str(f) for f in mobility["homologous_temperatures"])} x T_melt = {melting["value"]:g} K, '
+            f'{"the potential" if melting["own"] else "experiment: the potential is not known"})'
+        )
+
+    def run_mobility(self):
+        """Every driven run of the plan side by side: replicas per temperature, then the linearity checks."""
+        for index in range(len(self.ctx.mobility_temperatures)):
+            error = self._failed(
+                f'lattice_{index}', self.exit_codes.ERROR_MOBILITY_CALCULATION_FAILED, mobility_engine.LATTICE_FILENAME
+            )
+            if error:
+                return error
+        parameters = orm.Dict(self.ctx.parameters)
+        temperatures = orm.List(self.ctx.mobility_temperatures)
+        self.ctx.lattice = analyse_lattice_constants(
+            parameters,
+            temperatures,
+            **{f'lattice_{i}': self.ctx[f'lattice_{i}'].outputs.retrieved for i in range(len(temperatures))},
+            metadata={'call_link_label': 'analyse_lattice_constants'},
+        )
+        self.out('thermal_expansion', self.ctx.lattice)
+        inputs = build_mobility_inputs(
+            self.inputs.element, self.ctx.lattice, parameters, metadata={'call_link_label': 'build_mobility_inputs'}
+        )
+        self.ctx.mobility_natoms = inputs['bicrystal_0'].base.attributes.get('natoms')
+        mobility = self.ctx.parameters['mobility']
+        plan = run_plan(mobility, self.ctx.mobility_temperatures)
+        self.ctx.mobility_plan = plan
+        for run in plan:
+            index = run['index']
+            script = mobility_engine.render_mobility_script(
+                element=self.ctx.element,
+                pair_style=self.ctx.potential['pair_style'],
+                potential_filename=self.ctx.potential['filename'],
+                data_filename='bicrystal.data',
+                temperature=run['temperature'],
+                u0=run['u0'],
+                lattice_constant=self.ctx.lattice.value(f'lattice_constant_{index}', 'angstrom'),
+                seed=run['seed'],
+                equilibration_steps=mobility['equilibration_steps'],
+                steps=mobility['steps'],
+                timestep=mobility['timestep'],
+                sample_every=mobility['sample_every'],
+            )
+            files = {'structure': inputs[f'bicrystal_{index}'], 'orientation': inputs[f'orientation_{index}']}
+            _, wait = self._submit(run['label'], script, files, retrieve=mobility_engine.BOUNDARY_FILENAME)
+            self.to_context(**wait)
+        self.report(
+            f'launched {len(plan)} driven runs of {self.ctx.mobility_natoms} atoms '
+            f'({mobility["replicas"]} replica(s) x {len(self.ctx.mobility_temperatures)} temperatures'
+            f'{" + the linearity and reversal checks" if mobility["linearity_check"] else ""})'
+        )
+        return None
+
+    def inspect_mobility(self):
+        """Check every driven run, refuse a boundary that did not move, then fit and store ``gb_mobility``."""
+        retrieved = {}
+        for run in self.ctx.mobility_plan:
+            error = self._failed(
+                run['label'], self.exit_codes.ERROR_MOBILITY_CALCULATION_FAILED, mobility_engine.BOUNDARY_FILENAME
+            )
+            if error:
+                return error
+            retrieved[run['label']] = self.ctx[run['label']].outputs.retrieved
+        mobility = self.ctx.parameters['mobility']
+        temperatures = self.ctx.mobility_temperatures
+        lattice = [self.ctx.lattice.value(f'lattice_constant_{i}', 'angstrom') for i in range(len(temperatures))]
+        texts = {
+            label: folder.base.repository.get_object_content(mobility_engine.BOUNDARY_FILENAME)
+            for label, folder in retrieved.items()
+        }
+        # The same analysis the calcfunction stores, run first so that a refused run stores no mobility.
+        try:
+            mobility_results(mobility, temperatures, lattice, texts)
+        except BoundaryNotMovingError as error:
+            return self.exit_codes.ERROR_GB_NOT_MOVING.format(detail=str(error))
+        except ValueError as error:
+            return self.exit_codes.ERROR_GB_NOT_MOVING.format(detail=f'the boundary runs cannot be analysed: {error}')
+        result = analyse_gb_mobility(
+            orm.Dict(self.ctx.parameters),
+            orm.List(temperatures),
+            self.ctx.lattice,
+            self.inputs.potential,
+            orm.Int(self.ctx.mobility_natoms),
+            **retrieved,
+            metadata={'call_link_label': 'analyse_gb_mobility'},
+        )
+        self.out('gb_mobility', result)
+        rows = ', '.join(
+            f'{r["temperature"]:g} K: {r["mobility"]:.3g} +- {r["std"]:.2g}' for r in result.metadata['temperatures']
+        )
+        checks = '; '.join(f'{name} {c["verdict"]} (z = {c["z"]:.2g})' for name, c in result.metadata['checks'].items())
+        self.report(
+            f'gb mobility (m^4/(J s)) {rows}; Q = {result.value("gb_activation_energy"):.3g} +- '
+            f'{result["gb_activation_energy"].std:.2g} eV, M0 = {result.value("gb_mobility_prefactor"):.3g}'
+            + (f'; {checks}' if checks else '')
+        )
+        failed = [name for name, c in result.metadata['checks'].items() if c['verdict'] != 'passed']
+        if failed:
+            self.report(
+                f'WARNING: the {" and ".join(failed)} check failed: the velocity may not be linear in the driving '
+                'force (lower parameters.mobility.u0, run longer or add replicas); the mobility is stored with this '
+                'verdict in its metadata'
             )
         return None

@@ -11,7 +11,7 @@ import typing as t
 from aiida import orm
 from aiida.plugins import WorkflowFactory
 
-from aiida_multiscale.bridges.md_to_mesoscale import ASSUMPTION_UNITS
+from aiida_multiscale.bridges.md_to_mesoscale import ASSUMED_MOBILITY, ASSUMPTION_UNITS, REQUIRED_ASSUMPTIONS
 from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.physics.elements import MELTING_POINTS
 
@@ -219,22 +219,30 @@ def _assumption(assumptions: HandoffData, name: str) -> float:
 
 
 def validate_assumptions(node, _=None):
-    """The assumed inputs must all be there, in convertible units, with a positive mobility prefactor and a
-    non-negative activation energy (refused here, before any rung runs, not by the bridge after MD)."""
-    missing = [name for name in ASSUMPTION_UNITS if name not in node]
+    """The assumed anneal must be there, M0 and Q both or neither, all in convertible units, with a positive mobility
+    prefactor and reduction and a non-negative activation energy (refused here, before any rung runs, not by the
+    bridge after MD)."""
+    missing = [name for name in REQUIRED_ASSUMPTIONS if name not in node]
     if missing:
-        return f'assumptions: missing {missing}; every one of {list(ASSUMPTION_UNITS)} needs a value, unit and std'
+        return f'assumptions: missing {missing}; every one of {list(REQUIRED_ASSUMPTIONS)} needs a value, unit and std'
+    if len([name for name in ASSUMED_MOBILITY if name in node]) == 1:
+        return 'assumptions: give both mobility_prefactor and activation_energy (a mobility by hand) or neither'
     for name, unit in ASSUMPTION_UNITS.items():
+        if name not in node:
+            continue
         try:
             node.get_quantity(name, unit)
         except ValueError as exc:
             return f'assumptions: {name} must be convertible to {unit}: {exc}'
-    prefactor = _assumption(node, 'mobility_prefactor')
-    if not prefactor > 0:
-        return f'assumptions: mobility_prefactor = {prefactor:g} m^4/(J s) must be > 0 (the GB mobility M0)'
-    energy = _assumption(node, 'activation_energy')
-    if not energy >= 0:
-        return f'assumptions: activation_energy = {energy:g} eV must be >= 0'
+    if 'mobility_prefactor' in node:
+        prefactor = _assumption(node, 'mobility_prefactor')
+        if not prefactor > 0:
+            return f'assumptions: mobility_prefactor = {prefactor:g} m^4/(J s) must be > 0 (the GB mobility M0)'
+        energy = _assumption(node, 'activation_energy')
+        if not energy >= 0:
+            return f'assumptions: activation_energy = {energy:g} eV must be >= 0'
+    if 'mobility_reduction' in node and not _assumption(node, 'mobility_reduction') > 0:
+        return 'assumptions: mobility_reduction must be > 0 (1: the pure metal; < 1: solute drag or pinning)'
     return None
 
 
@@ -255,6 +263,8 @@ def validate_chain_inputs(inputs, _=None):
             return message
     family = inputs.get('dft', {}).get('pseudo_family')
     if element is not None and family is not None and (message := check_pseudo_family([element], family.value)):
+        return message
+    if assumptions is not None and (message := _check_mobility_source(inputs.get('md', {}), assumptions)):
         return message
     potential = inputs.get('md', {}).get('potential')
     if element is not None and potential is not None and (message := check_potential_species(element, potential)):
@@ -289,3 +299,23 @@ def dft_metadata_notes(system: t.Mapping, family: str, pseudos: t.Mapping) -> di
             FUNCTIONAL_BIAS[name] for name in sorted(functionals & set(FUNCTIONAL_BIAS))
         )
     return notes
+
+
+def _check_mobility_source(md: t.Mapping, assumptions: HandoffData) -> str | None:
+    """The mobility comes from exactly one place: the MD rung's stage, or M0 and Q in the assumptions."""
+    parameters = md.get('parameters')
+    mobility = (parameters.get_dict() if parameters is not None else {}).get('mobility', {})
+    computes = mobility.get('compute', True)
+    by_hand = 'mobility_prefactor' in assumptions
+    if computes and by_hand:
+        return (
+            'the mobility is given twice: the MD rung computes it (md.parameters.mobility.compute) and the assumptions '
+            'hold mobility_prefactor and activation_energy; drop one (set md.parameters.mobility.compute = false to '
+            'use the assumed M0 and Q)'
+        )
+    if not computes and not by_hand:
+        return (
+            "the MD rung's mobility stage is off (md.parameters.mobility.compute = false) and the assumptions hold no "
+            'mobility_prefactor and activation_energy: give them, or let the MD rung compute the mobility'
+        )
+    return None

@@ -24,6 +24,7 @@ __all__ = (
     'get_or_create_potential',
     'guess_pair_style',
     'potential_attributes',
+    'potential_melting_point',
     'potentials_folder',
     'resolve_potential',
     'validate_potential_file',
@@ -63,6 +64,13 @@ DEFAULT_POTENTIALS: dict[str, dict[str, t.Any]] = {
         'developer': ['M. I. Mendelev'],
         'citation': None,
         'note': 'the file header says CITATION: Unknown; it is the 2007 v2_5_fcc Al potential of M. I. Mendelev',
+        # The potential's own melting point, which sets the temperatures of the mobility runs (they must sit below it).
+        'melting_point': {
+            'value': 926.0,
+            'std': 10.0,
+            'source': "melting point of Mendelev's Al potential, Mendelev, Kramer, Becker and Asta, Phil. Mag. 88, "
+            '1723 (2008) (experiment: 933.5 K)',
+        },
     },
     'Cu': {
         'file': 'Cu_mishin1.eam.alloy',
@@ -465,3 +473,39 @@ def validate_potential_node(node, element: str) -> str | None:
     except PotentialFileError as exc:
         return str(exc)
     return None
+
+
+def potential_melting_point(attributes: t.Mapping, element: str) -> dict:
+    """``{value, std, source, own}``: the melting point (K) of the potential, or of the element where it is not known.
+
+    A potential melts where it melts, not where the metal does (EAM potentials miss the experimental melting point by
+    up to 10-20 %), and the mobility runs must sit at fixed fractions of it.  The potential's own value is known for the
+    default potentials that list one (matched by the md5 of the file, so a renamed copy is recognised); for any other
+    potential the experimental melting point is used, with a std of 15 % that says so (``own`` False).
+    """
+    from aiida_multiscale.physics.elements import MELTING_POINTS
+
+    md5 = attributes.get('md5')
+    for symbol, info in DEFAULT_POTENTIALS.items():
+        if symbol != element or 'melting_point' not in info:
+            continue
+        try:
+            path = potentials_folder() / info['file']
+            known = hashlib.md5(path.read_bytes()).hexdigest()
+        except (PotentialFileError, OSError):
+            continue
+        if md5 == known:
+            return {**info['melting_point'], 'own': True}
+    if element not in MELTING_POINTS:
+        raise ValueError(
+            f'the melting point of {element} is not known, for the potential or the element: give '
+            'parameters.mobility.melting_point (K, the melting point of the potential)'
+        )
+    value = MELTING_POINTS[element]
+    return {
+        'value': value,
+        'std': 0.15 * value,
+        'source': f"experimental melting point of {element} (CRC Handbook, 97th ed.); the potential's own melting "
+        'point is not known, and EAM potentials miss the experimental one by up to 10-20 %',
+        'own': False,
+    }

@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 import typing as t
 
-__all__ = ('check_dft_handoff', 'check_element', 'check_parameters', 'check_thresholds', 'merge_parameters')
+__all__ = (
+    'check_dft_handoff',
+    'check_mobility_parameters',
+    'check_element',
+    'check_parameters',
+    'check_thresholds',
+    'merge_parameters',
+)
 
 
 def check_element(symbol: str) -> None:
@@ -90,3 +97,63 @@ def check_parameters(values: t.Mapping, defaults: t.Mapping) -> None:
         raise ValueError('parameters.gb.size_tolerance must be a relative difference in (0, 1), e.g. 0.02')
     if not isinstance(gb['size_check_candidates'], int) or gb['size_check_candidates'] < 1:
         raise ValueError('parameters.gb.size_check_candidates must be an integer >= 1')
+    if 'mobility' in merged:
+        check_mobility_parameters(merged['mobility'])
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_mobility_parameters(mobility: t.Mapping) -> None:
+    """Raise ``ValueError`` naming the first bad setting of the mobility stage (``parameters.mobility``)."""
+    where = 'parameters.mobility'
+    if not isinstance(mobility['compute'], bool):
+        raise ValueError(f'{where}.compute must be true or false (false: a grain-boundary-energy-only run)')
+    temperatures = mobility['homologous_temperatures']
+    if (
+        not isinstance(temperatures, (list, tuple))
+        or len(temperatures) < 2
+        or any(not _number(x) or not 0.3 <= x < 1.0 for x in temperatures)
+        or len(set(temperatures)) != len(temperatures)
+    ):
+        raise ValueError(
+            f'{where}.homologous_temperatures: give two or more distinct fractions of the melting point in [0.3, 1), '
+            f'e.g. [0.78, 0.86, 0.94] (three or more for a fit with a degree of freedom), got {temperatures!r}'
+        )
+    melting_point = mobility['melting_point']
+    if melting_point is not None and (not _number(melting_point) or melting_point <= 0):
+        raise ValueError(f"{where}.melting_point must be null (the potential's) or a temperature > 0 K")
+    u0 = mobility['u0']
+    if not _number(u0) or not 0 < u0 <= 0.1:
+        raise ValueError(
+            f'{where}.u0 must be a driving energy in (0, 0.1] eV/atom (0.005-0.01 for a velocity linear in the force; '
+            f'0.02 and more saturates it in Al), got {u0!r}'
+        )
+    repeats = mobility['repeats']
+    if not isinstance(repeats, (list, tuple)) or len(repeats) != 3 or not all(_positive_int(n) for n in repeats):
+        raise ValueError(f'{where}.repeats must be three positive integers (nx, ny, nz), got {repeats!r}')
+    if repeats[2] < 3:
+        raise ValueError(f'{where}.repeats: nz >= 3 (each grain must be thick enough for the boundaries to move)')
+    for key in ('replicas', 'steps', 'sample_every', 'blocks', 'lattice_steps'):
+        if not _positive_int(mobility[key]):
+            raise ValueError(f'{where}.{key} must be an integer >= 1, got {mobility[key]!r}')
+    if not isinstance(mobility['equilibration_steps'], int) or mobility['equilibration_steps'] < 0:
+        raise ValueError(f'{where}.equilibration_steps must be an integer >= 0')
+    if mobility['blocks'] < 3:
+        raise ValueError(f'{where}.blocks must be >= 3 (the velocity std is the spread of the block slopes)')
+    if mobility['steps'] < 3 * mobility['blocks'] * mobility['sample_every']:
+        raise ValueError(f'{where}: steps must cover at least 3 samples per block (steps >= 3 x blocks x sample_every)')
+    for key in ('timestep', 'discard', 'min_thickness'):
+        if not _number(mobility[key]) or mobility[key] < 0 or (key == 'timestep' and mobility[key] == 0):
+            raise ValueError(f'{where}.{key} must be a number >= 0 ({"ps" if key != "min_thickness" else "A"})')
+    if mobility['timestep'] > 0.005:
+        raise ValueError(f'{where}.timestep must be <= 0.005 ps (2 fs conserves energy for Al with the force on)')
+    if mobility['discard'] >= mobility['steps'] * mobility['timestep']:
+        raise ValueError(f'{where}.discard ({mobility["discard"]} ps) must be shorter than the driven run')
+    if not isinstance(mobility['linearity_check'], bool):
+        raise ValueError(f'{where}.linearity_check must be true or false')

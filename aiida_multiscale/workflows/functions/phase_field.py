@@ -354,7 +354,14 @@ def realisation_done(frames: Frames, parameters: dict, requested_time: float, cy
 
 # --------------------------------------------------------------------------------------------------- the handoff
 def mobility_of(interface: HandoffData) -> tuple[float, float]:
-    """``M = M0 exp(-Q/kT)`` (m^4/(J s)) and its relative std, first order from M0, Q and T."""
+    """M at the anneal temperature (m^4/(J s)) and its relative std (read as the std of ln M).
+
+    The interface's ``gb_mobility`` when it has one (md_to_mesoscale writes it; from MD it carries the Arrhenius fit's
+    covariance, which M0 and Q alone cannot); else ``M0 exp(-Q/kT)``, first order from M0, Q and T.
+    """
+    if 'gb_mobility' in interface:
+        quantity = interface.get_quantity('gb_mobility', 'm**4/(J*s)')
+        return quantity.value, (quantity.std or 0.0) / quantity.value
     m0 = interface.get_quantity('mobility_prefactor', INTERFACE_UNITS['mobility_prefactor'])
     q = interface.get_quantity('activation_energy', 'eV')
     temperature = interface.get_quantity('temperature', 'K')
@@ -518,7 +525,9 @@ def grain_growth_results(interface: HandoffData, parameters: orm.Dict, **nodes):
             'value': mobility,
             'unit': 'm**4/(J*s)',
             'std': mobility_relative * mobility or None,
-            'note': 'M0 exp(-Q/kT) of the anneal; std first order from M0, Q, T',
+            'note': interface['gb_mobility'].note
+            if 'gb_mobility' in interface
+            else 'M0 exp(-Q/kT) of the anneal; std first order from M0, Q, T',
         },
         'mean_grain_size': {
             'value': size,

@@ -44,7 +44,9 @@ def standalone_interface(inputs: dict | None = None) -> dict:
     ``melting_point``."""
     inputs = inputs if inputs is not None else load_protocol_file('phase_field')['default_inputs']
     melting_point = inputs['melting_point']['value']
-    quantities = resolve_anneal({'gb_energy': inputs['gb_energy'], **inputs['anneal']}, melting_point)
+    # The mobility reduction is a factor on an MD mobility: a stand-alone run has none (its M0 and Q are assumed whole).
+    anneal = {name: entry for name, entry in inputs['anneal'].items() if name != 'mobility_reduction'}
+    quantities = resolve_anneal({'gb_energy': inputs['gb_energy'], **anneal}, melting_point)
     # The melting point bounds the anneal temperature (the rung's validator refuses T >= T_melt).
     quantities['melting_point'] = {
         'value': melting_point,
