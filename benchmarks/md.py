@@ -8,12 +8,19 @@ It runs in this process (no daemon needed) and prints one line per potential: a0
 size difference, the number of configurations and the wall time, next to reference values computed with the same
 potential files: a0 from ase's EAM calculator, the Sigma5(310)[001] energy from a LAMMPS rigid-shift scan converged in
 size at about 1800 atoms.
+
+The mobility stage (``--no-mobility`` leaves it out) adds ``mobility``: M(T) per temperature, M0, Q with their stds,
+the linearity and reversal checks, the stage's wall time and its CPU time per temperature and in total (the LAMMPS
+``Loop time`` of every a(T) and driven run, times its MPI ranks).  Its driven runs go side by side only when a daemon
+runs them (``aiida-multiscale launch md``); in this process they run one after another, so the stage's wall time here is
+its CPU time, not what a user waits.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 
 REFERENCES = {
@@ -27,6 +34,7 @@ def main():
     parser.add_argument('--protocol', default='moderate', choices=['fast', 'moderate', 'precise'])
     parser.add_argument('--potential', nargs='+', default=list(REFERENCES))
     parser.add_argument('--code', default='lmp@localhost')
+    parser.add_argument('--no-mobility', action='store_true', help='leave the mobility stage out')
     args = parser.parse_args()
 
     from aiida import load_profile, orm
@@ -42,8 +50,9 @@ def main():
         potential = get_or_create_potential(potentials_folder() / name, 'Al')
         if not potential.is_stored:
             potential.store()
+        overrides = {'parameters': {'mobility': {'compute': False}}} if args.no_mobility else None
         builder = MdWorkChain.get_builder_from_protocol(orm.load_code(args.code), 'Al', potential,
-                                                        protocol=args.protocol)  # fmt: skip
+                                                        protocol=args.protocol, overrides=overrides)  # fmt: skip
         start = time.perf_counter()
         # Runs in this interpreter: caching (which `make profile` enables) is switched off here, or a repeated
         # benchmark would time copies.
@@ -66,9 +75,49 @@ def main():
                     'size_check_repeats',
                 )
             }
+        if 'gb_mobility' in node.outputs:
+            row['mobility'] = mobility_summary(node)
         row['reference'] = REFERENCES.get(name)
         rows.append(row)
         print(json.dumps(row), flush=True)
+
+
+def loop_cpu_seconds(calc) -> float:
+    """CPU seconds of one LAMMPS run: the sum of its ``Loop time of T on N procs`` lines, T x N."""
+    text = calc.outputs.retrieved.base.repository.get_object_content('lammps.out')
+    return sum(float(t) * int(n) for t, n in re.findall(r'Loop time of (\S+) on (\d+) procs', text))
+
+
+def mobility_summary(node) -> dict:
+    """The mobility stage of a finished MdWorkChain: results, checks, wall time and CPU per temperature."""
+    handoff = node.outputs.gb_mobility
+    runs = {run['label']: run['temperature'] for run in handoff.metadata['runs']}
+    temperatures = [row['temperature'] for row in handoff.metadata['temperatures']]
+    calcs = [
+        c for c in node.called_descendants
+        if c.process_label == 'LammpsRawCalculation' and c.label.startswith(('lattice_', 'mobility_'))
+    ]  # fmt: skip
+    cpu = {f'{t:g}': 0.0 for t in temperatures}
+    for calc in calcs:
+        temperature = runs.get(calc.label)
+        if temperature is None:  # lattice_<i>
+            temperature = temperatures[int(calc.label.split('_')[1])]
+        cpu[f'{temperature:g}'] += loop_cpu_seconds(calc)
+    return {
+        'rows': [
+            {key: row[key] for key in ('temperature', 'mobility', 'ln_std', 'velocity', 'pressure', 'replicas')}
+            for row in handoff.metadata['temperatures']
+        ],
+        'prefactor': handoff.value('gb_mobility_prefactor'),
+        'prefactor_ln_std': handoff['gb_mobility_prefactor'].std / handoff.value('gb_mobility_prefactor'),
+        'activation_energy': handoff.value('gb_activation_energy'),
+        'activation_energy_std': handoff['gb_activation_energy'].std,
+        'checks': {name: {'z': c['z'], 'verdict': c['verdict']} for name, c in handoff.metadata['checks'].items()},
+        'natoms': handoff.metadata['natoms'],
+        'stage_wall_s': round((max(c.mtime for c in calcs) - min(c.ctime for c in calcs)).total_seconds(), 1),
+        'cpu_s_per_temperature': {key: round(value, 1) for key, value in cpu.items()},
+        'cpu_s_total': round(sum(cpu.values()), 1),
+    }
 
 
 if __name__ == '__main__':

@@ -223,6 +223,36 @@ def test_trace_reaches_every_pw_calculation(fast_chain, pseudo_family):
     assert weakest['quantity'] in ('gb_mobility', 'mobility_prefactor', 'c44')
 
 
+def test_trace_lists_every_lammps_run(fast_chain):
+    """``md_calculations`` of the trace: every LAMMPS run of the MD rung (the suite's chain leaves the mobility stage
+    out: bulk, scan, size check), each with its purpose, the potential file's md5 (hashed here from the wheel's file),
+    and its size: 4 n^3 atoms of the fast protocol's bulk cube, 20 nx ny nz of its bicrystals."""
+    import hashlib
+
+    from aiida_multiscale.engines.lammps.potentials import default_potential
+    from aiida_multiscale.provenance import trace, trace_json
+
+    md = _rungs(fast_chain)['md']
+    expected = {
+        c.uuid for c in md.called_descendants if c.process_type == 'aiida.calculations:lammps.raw' and c.is_finished_ok
+    }
+    entries = {entry['label']: entry for entry in trace_json(trace(fast_chain))['md_calculations']}
+    assert {entry['uuid'] for entry in entries.values()} == expected
+    assert {label: entry['purpose'] for label, entry in entries.items()} == {
+        'bulk': 'bulk', 'gb_scan': 'gb_energy', 'gb_size_check': 'gb_energy'
+    }  # fmt: skip
+    path, _ = default_potential('Al')
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    assert {entry['potential_md5'] for entry in entries.values()} == {md5}
+    parameters = md.inputs.parameters.get_dict()
+    bulk_n = parameters.get('bulk', {}).get('repeats', 3)
+    assert entries['bulk']['natoms'] == 4 * bulk_n**3
+    for label, key in (('gb_scan', 'repeats'), ('gb_size_check', 'size_check_repeats')):
+        nx, ny, nz = parameters['gb'][key]
+        assert entries[label]['natoms'] == 20 * nx * ny * nz
+        assert entries[label]['temperature'] is None and entries[label]['steps'] == 0  # 0 K minimisations
+
+
 def test_trace_sql_equals_the_query_builder_path(fast_chain, monkeypatch):
     """The trace has two implementations written apart: plain SQL on aiida's node and link tables (PostgreSQL and
     SQLite, for speed) and aiida's QueryBuilder (any other storage).  On the real chain they must give the same JSON,
@@ -284,7 +314,9 @@ def test_cli_status_trace_graph(fast_chain, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     # Every key and value checked against the nodes read with the ORM, not against the function the CLI calls.
-    assert set(data) == {'macro', 'handoffs', 'dft_results', 'dft_calculations', 'weakest_handoff', 'variance_budget'}
+    assert set(data) == {
+        'macro', 'handoffs', 'dft_results', 'dft_calculations', 'md_calculations', 'weakest_handoff', 'variance_budget'
+    }  # fmt: skip
     macro = fast_chain.outputs.macro
     assert data['macro'] == {'uuid': macro.uuid, 'quantities': macro.base.attributes.get('quantities')}
     # The DFT results are the dft_to_md bridge's HandoffData inputs, each with the settings of its own metadata, and

@@ -112,6 +112,27 @@ def test_mobility_std_grows_outside_the_fitted_range():
 
 
 @pytest.mark.unit
+def test_arrhenius_picture_curve_is_the_fit():
+    """The Arrhenius picture's line and band at 1000/T are ln M(T) and its ln std from the fit (physics.mobility)."""
+    from aiida_multiscale.physics.units import BOLTZMANN_EV
+    from aiida_multiscale.provenance.pictures import arrhenius_curve
+
+    fit = physics.fit_arrhenius([720.0, 800.0, 870.0], [3.7e-7, 4.9e-7, 6.5e-7], [0.3, 0.13, 0.22])
+    metadata = {
+        'ln_prefactor': fit.ln_prefactor,
+        'activation_energy': fit.activation_energy,
+        'covariance': [list(row) for row in fit.covariance],
+        'boltzmann_constant_ev_per_k': BOLTZMANN_EV,
+    }
+    temperatures = np.array([560.0, 700.0, 800.0, 950.0])
+    line, band = arrhenius_curve(metadata, 1000.0 / temperatures)
+    for t, ln_m, std in zip(temperatures, line, band):
+        estimate = fit.mobility_at(t)
+        assert ln_m == pytest.approx(math.log(estimate.value), rel=1e-12)
+        assert std == pytest.approx(estimate.ln_std, rel=1e-9)
+
+
+@pytest.mark.unit
 def test_arrhenius_refuses_bad_input():
     with pytest.raises(ValueError, match='two or more distinct temperatures'):
         physics.fit_arrhenius([700, 700], [1e-7, 2e-7], [0.1, 0.1])

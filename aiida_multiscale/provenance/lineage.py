@@ -12,10 +12,19 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.provenance.caching import called_calculations
 from aiida_multiscale.provenance.calls import read_snapshot, select, sql_session, walk_links
 
-__all__ = ('Lineage', 'dft_calculation_summary', 'dft_result_summary', 'find_macro', 'trace', 'trace_json')
+__all__ = (
+    'Lineage',
+    'dft_calculation_summary',
+    'dft_result_summary',
+    'find_macro',
+    'md_calculation_summary',
+    'trace',
+    'trace_json',
+)
 
 BRIDGE_ORDER = {name: index for index, (name, _, _) in enumerate(BRIDGES)}
 PW_PROCESS_TYPE = 'aiida.calculations:quantumespresso.pw'
+LAMMPS_PROCESS_TYPE = 'aiida.calculations:lammps.raw'
 #: The calcfunction that compares an ``eos`` handoff with the all-electron reference (workflows/functions/verification).
 VERIFY_PROCESS_LABEL = 'verify_equation_of_state'
 #: The ``node_type`` prefixes of calcfunctions and calculation jobs (what ``QueryBuilder`` filters a class on).
@@ -41,6 +50,8 @@ class Lineage:
     calculation_inputs: dict[int, dict[str, orm.Data]] | None = dataclasses.field(
         default=None, repr=False, compare=False
     )
+    #: Every LAMMPS calculation behind the macro result (bulk, grain-boundary energy and mobility runs).
+    md_calculations: list[orm.CalcJobNode] = dataclasses.field(default_factory=list)
 
     def variance_budget(self) -> list[dict]:
         """The macro node's variance budgets (one per macro quantity, terms ranked by share); [] for older chains."""
@@ -239,11 +250,14 @@ def _trace(node: orm.Node) -> Lineage:
         filters={'id': {'in': pks}},
         project=['id', 'node_type', 'process_type', 'attributes.process_label'],
     )
+    md_pks = set()
     for pk, node_type, process_type, process_label in query.iterall():
         if node_type.startswith(_CALCFUNCTION_TYPE) and process_label == 'dft_to_md':
             bridges.append(pk)
         elif node_type.startswith(_CALCJOB_TYPE) and process_type == PW_PROCESS_TYPE:
             calc_pks.add(pk)
+        elif node_type.startswith(_CALCJOB_TYPE) and process_type == LAMMPS_PROCESS_TYPE:
+            md_pks.add(pk)
 
     # The workflows that called the bridges and the macro's creator (the chain), in one query.
     macro_creator = creator_of.get(macro.pk)
@@ -266,7 +280,7 @@ def _trace(node: orm.Node) -> Lineage:
     # The calculations and the chain as nodes, in one query.
     chain_pk = callers.get(macro_creator) if macro_creator is not None else None
     loaded = {}
-    wanted = calc_pks | ({chain_pk} if chain_pk is not None else set())
+    wanted = calc_pks | md_pks | ({chain_pk} if chain_pk is not None else set())
     if wanted:
         query = orm.QueryBuilder()
         query.append(orm.Node, filters={'id': {'in': list(wanted)}}, project='*')
@@ -290,6 +304,7 @@ def _trace(node: orm.Node) -> Lineage:
         assumptions=sorted(assumptions.values(), key=_sort_key),
         dft_results=dft_results,
         verifications=_verifications([node for _, node in dft_results]),
+        md_calculations=sorted((loaded[pk] for pk in md_pks if pk in loaded), key=_sort_key),
     )
 
 
@@ -332,12 +347,14 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
     labels = {pk: label for pk, _, _, label in rows}
     handoff_type = HandoffData._query_type_string
     handoff_pks = {pk for pk, node_type in node_types.items() if node_type.startswith(handoff_type)}
-    bridges, calc_pks = [], set()
+    bridges, calc_pks, md_pks = [], set(), set()
     for pk, node_type, process_type, label in rows:
         if node_type.startswith(_CALCFUNCTION_TYPE) and label == 'dft_to_md':
             bridges.append(pk)
         elif node_type.startswith(_CALCJOB_TYPE) and process_type == PW_PROCESS_TYPE:
             calc_pks.add(pk)
+        elif node_type.startswith(_CALCJOB_TYPE) and process_type == LAMMPS_PROCESS_TYPE:
+            md_pks.add(pk)
 
     # The workflows that called the bridges and the macro's creator (the chain).
     macro_creator = creator_of.get(macro_pk)
@@ -385,7 +402,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
         input_rows = [row for row in select(session, sql, pks=calc_pks) if _summary_input(row[1])]
 
     # Every node the lineage holds, in one query.
-    wanted = {macro_pk} | handoff_pks | calc_pks | {made for _, made in verification_rows}
+    wanted = {macro_pk} | handoff_pks | calc_pks | md_pks | {made for _, made in verification_rows}
     wanted |= {pk for _, _, pk in input_rows} | ({chain_pk} if chain_pk is not None else set())
     query = orm.QueryBuilder()
     query.append(orm.Node, filters={'id': {'in': list(wanted)}}, project='*')
@@ -422,6 +439,7 @@ def _trace_sql(node: orm.Node, session) -> Lineage:
         dft_results=dft_results,
         verifications=verifications,
         calculation_inputs=calculation_inputs,
+        md_calculations=sorted((loaded[pk] for pk in md_pks), key=_sort_key),
     )
 
 
@@ -591,6 +609,43 @@ def dft_result_summary(label: str, node: HandoffData, verification: HandoffData 
     }
 
 
+#: The purpose of a LAMMPS run of the MD rung, from its label (``MdWorkChain`` labels every run by its stage).
+_MD_PURPOSES = (('bulk', 'bulk'), ('gb_', 'gb_energy'), ('lattice_', 'gb_mobility'), ('mobility_', 'gb_mobility'))
+
+
+def md_calculation_summary(calc: orm.CalcJobNode) -> dict:
+    """``{uuid, label, purpose, temperature, potential_md5, natoms, steps}`` of one LAMMPS run of the MD rung.
+
+    Read from the run's own inputs, the script the rung wrote and the potential node: ``purpose`` is ``bulk``,
+    ``gb_energy`` or ``gb_mobility`` (the a(T) and driven runs); ``temperature`` is that of the thermostat (None for
+    the 0 K minimisations); ``steps`` the MD steps of every ``run`` command (0 for minimisations only); ``natoms`` from
+    the bicrystal data file's node, or 4 n^3 for the fcc cube a script creates.
+    """
+    import re
+
+    label = calc.label or ''
+    purpose = next((name for prefix, name in _MD_PURPOSES if label.startswith(prefix)), 'other')
+    script = calc.inputs.script.get_content() if 'script' in calc.inputs else ''
+    steps = sum(int(n) for n in re.findall(r'^run (\d+)', script, flags=re.MULTILINE))
+    thermostat = re.search(r'^fix \S+ all n[pv]t temp (\S+)', script, flags=re.MULTILINE)
+    natoms = None
+    files = calc.inputs.files if 'files' in calc.inputs else {}
+    if 'structure' in files:
+        natoms = files['structure'].base.attributes.get('natoms', None)
+    elif cube := re.search(r'^region box (?:block|prism) 0 (\d+) 0 \1 0 \1', script, flags=re.MULTILINE):
+        natoms = 4 * int(cube.group(1)) ** 3
+    potential = files.get('potential') if 'potential' in files else None
+    return {
+        'uuid': calc.uuid,
+        'label': label,
+        'purpose': purpose,
+        'temperature': float(thermostat.group(1)) if thermostat else None,
+        'potential_md5': potential.base.attributes.get('md5', None) if potential is not None else None,
+        'natoms': natoms,
+        'steps': steps,
+    }
+
+
 def trace_json(lineage: Lineage) -> dict:
     """The ``trace --format json`` object (keys in docs/howto_trace.md).
 
@@ -618,6 +673,7 @@ def _trace_json(lineage: Lineage) -> dict:
             dft_result_summary(label, node, lineage.verifications.get(node.uuid)) for label, node in lineage.dft_results
         ],
         'dft_calculations': _dft_summaries(lineage.dft_calculations, lineage.calculation_inputs),
+        'md_calculations': [md_calculation_summary(calc) for calc in lineage.md_calculations],
         'weakest_handoff': lineage.weakest_handoff(),
         'variance_budget': lineage.variance_budget(),
     }
