@@ -205,6 +205,26 @@ def test_mobility_stage_in_si_units_by_a_second_method(al_mm_fast):
     assert feeding >= {'lattice_0', 'lattice_1'}
 
 
+def test_a_boundary_that_does_not_move_ends_with_411(codes, al_mm):
+    """Far below the linear-response window (0.3 and 0.35 T_melt, u0 = 0.002 eV/atom, 2 ps) the boundary does not
+    move: the rung ends with 411 ERROR_GB_NOT_MOVING naming the temperature and what to change, and hands no
+    gb_mobility on (the bulk and bicrystal runs are AiiDA-cached copies of the tests above where they ran first)."""
+    frozen = {
+        'homologous_temperatures': [0.3, 0.35], 'repeats': [2, 4, 5], 'replicas': 1, 'u0': 0.002,
+        'lattice_steps': 200, 'equilibration_steps': 100, 'steps': 1000, 'sample_every': 10, 'discard': 0.2,
+        'linearity_check': False,
+    }  # fmt: skip
+    builder = MdWorkChain.get_builder_from_protocol(
+        codes['lmp'], 'Al', al_mm, protocol='fast', overrides={'parameters': {'mobility': frozen}}
+    )
+    with enable_caching(identifier='aiida.calculations:lammps.raw'):
+        node = _run(builder, 'Al_mm, boundary below the linear-response window')
+    assert node.exit_status == MdWorkChain.exit_codes.ERROR_GB_NOT_MOVING.status == 411
+    assert 'did not move significantly' in node.exit_message and '277.8 K' in node.exit_message
+    assert 'raise the temperature or u0' in node.exit_message
+    assert 'gb_mobility' not in node.outputs and 'md_properties' in node.outputs
+
+
 def test_al_mm_rejected_when_dft_30_percent_off(codes, al_mm):
     """Without accept_potential the 30 % misfit ends the work chain with exit 303 before the grain-boundary runs."""
     eos, elastic = dft_handoff(4.0453 * 0.7, 110.2, 61.4, 32.6)
