@@ -6,6 +6,7 @@ One chain run (module fixture) serves every test here: it is the one heavy test 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import secrets
@@ -95,6 +96,45 @@ def test_bad_input_port_validator(codes, pseudo_family):
     builder.element = orm.Str('Fe')  # a bcc metal put on an Al builder: refused for its structure, not a file
     error = spec.validate(builder._inputs(prune=True))
     assert error is not None and "element 'Fe' is bcc in its ground state" in str(error)
+
+
+def test_the_mobility_comes_from_md_or_by_hand(codes, pseudo_family):
+    """By default the MD rung computes the mobility: no assumed M0, Q, an assumed mobility_reduction.  M0 and Q given
+    by hand become assumptions and switch the MD stage off; one without the other, an MD stage switched off with no M0,
+    or both sources at once (an edited builder) are refused before submission, naming the fix."""
+    from aiida_multiscale.bridges.md_to_mesoscale import make_assumptions
+    from aiida_multiscale.workflows.chain import MultiscaleWorkChain
+
+    spec = MultiscaleWorkChain.spec().inputs
+    computed = MultiscaleWorkChain.get_builder_from_protocol('Al', protocol='fast', codes=codes)
+    assert computed.md.parameters['mobility']['compute'] is True
+    assert 'mobility_prefactor' not in computed.assumptions and 'activation_energy' not in computed.assumptions
+    reduction = computed.assumptions['mobility_reduction']
+    assert reduction.value == 1.0 and reduction.relative_std == pytest.approx(math.log(10))
+    assert 'Olmsted' in reduction.note
+
+    by_hand = MultiscaleWorkChain.get_builder_from_protocol(
+        'Al', protocol='fast', codes=codes, mobility_prefactor=1e-7, activation_energy=0.5
+    )
+    assert by_hand.md.parameters['mobility']['compute'] is False
+    assert (
+        by_hand.assumptions.value('mobility_prefactor') == 1e-7
+        and by_hand.assumptions.value('activation_energy') == 0.5
+    )
+    assert by_hand.assumptions['activation_energy'].note.startswith('assumed; source: user input')
+    assert 'mobility_reduction' not in by_hand.assumptions
+    assert spec.validate(by_hand._inputs(prune=True)) is None
+
+    with pytest.raises(ValueError, match='give both mobility_prefactor and activation_energy'):
+        MultiscaleWorkChain.get_builder_from_protocol('Al', protocol='fast', codes=codes, mobility_prefactor=1e-7)
+    off = {'md': {'overrides': {'parameters': {'mobility': {'compute': False}}}}}
+    with pytest.raises(ValueError, match='--mobility-prefactor'):
+        MultiscaleWorkChain.get_builder_from_protocol('Al', protocol='fast', codes=codes, overrides=off)
+
+    values = {name: dict(q) for name, q in by_hand.assumptions.quantities.items()}
+    computed.assumptions = make_assumptions(values)  # M0 and Q by hand, and the MD stage still on
+    error = spec.validate(computed._inputs(prune=True))
+    assert error is not None and 'the mobility is given twice' in str(error)
 
 
 # -- the chain ------------------------------------------------------------------------------------------------
