@@ -91,6 +91,31 @@ def test_bad_parameters_rejected(codes):
         run(_builder(codes, _al_mm(), parameters=orm.Dict({'gb': {'shift': [2, 2]}})))
 
 
+@pytest.mark.parametrize(
+    ('mobility', 'words'),
+    [
+        ({'u0': 0.5}, r'u0 must be a driving energy in \(0, 0.1\] eV/atom'),
+        ({'u0': 0}, 'u0 must be a driving energy'),
+        ({'homologous_temperatures': [0.8]}, 'two or more distinct fractions of the melting point'),
+        ({'homologous_temperatures': [0.8, 1.05]}, r'in \[0.3, 1\)'),
+        ({'homologous_temperatures': [0.8, 0.8]}, 'distinct'),
+        ({'melting_point': -900}, 'melting_point must be null'),
+        ({'repeats': [2, 4, 2]}, 'nz >= 3'),
+        ({'replicas': 0}, 'replicas must be an integer >= 1'),
+        ({'blocks': 2}, 'blocks must be >= 3'),
+        ({'steps': 50}, 'steps must cover at least 3 samples per block'),
+        ({'discard': 100.0}, 'discard .* must be shorter than the driven run'),
+        ({'timestep': 0.01}, 'timestep must be <= 0.005 ps'),
+        ({'compute': 'yes'}, 'compute must be true or false'),
+        ({'speed': 1}, r"parameters.mobility: unknown keys \['speed'\]"),
+    ],
+)
+def test_bad_mobility_parameters_rejected(codes, mobility, words):
+    """The mobility stage's settings are refused before submission, each with the fix named."""
+    with pytest.raises(ValueError, match=words):
+        run(_builder(codes, _al_mm(), parameters=orm.Dict({'mobility': mobility})))
+
+
 def test_protocol_overrides_validated(codes):
     with pytest.raises(ValueError, match="unknown override key 'thresholds.a00'"):
         MdWorkChain.get_builder_from_protocol(codes['lmp'], 'Al', overrides={'thresholds': {'a00': 0.1}})

@@ -196,7 +196,8 @@ def test_mobility_stage_in_si_units_by_a_second_method(al_mm_fast):
     assert set(handoff.metadata['checks']) == {'linearity', 'reversal'}
     for check in handoff.metadata['checks'].values():
         assert check['verdict'] == ('passed' if check['z'] <= 2 else 'failed')
-    assert 'computed' in handoff['gb_activation_energy'].note and 'orient/eco' in handoff['gb_activation_energy'].note
+    note = handoff['gb_activation_energy'].note
+    assert 'computed' in note and 'orient/eco' in note and 'Al_mm.eam.fs' in note and '800 atoms' in note
     # Provenance: every driven run and every a(T) run is an ancestor of the handoff.
     query = orm.QueryBuilder().append(orm.CalcJobNode, tag='calc', project='label')
     query.append(orm.Node, filters={'uuid': handoff.uuid}, with_ancestors='calc')

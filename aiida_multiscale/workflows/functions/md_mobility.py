@@ -248,6 +248,8 @@ def analyse_gb_mobility(
         f'{mobility["replicas"]} replica(s) of {driven_ps:g} ps per temperature at '
         f'{", ".join(f"{x:g}" for x in temps)} K'
     )
+    attributes = {key: potential.base.attributes.get(key, None) for key in ('md5', 'title', 'pair_style', 'filename')}
+    describe += f'; potential {attributes["filename"]} (md5 {attributes["md5"]})'
     weak = ' (fewer than three temperatures: no check of the fit)' if fit.dof == 0 else ''
     quantities = {
         'gb_mobility_prefactor': {
@@ -265,7 +267,6 @@ def analyse_gb_mobility(
             'note': f'computed: weighted Arrhenius fit of ln M against 1/kT{weak}; {describe}',
         },
     }
-    attributes = {key: potential.base.attributes.get(key, None) for key in ('md5', 'title', 'pair_style', 'filename')}
     checks = result['checks']
     metadata = {
         'method': METHOD,
