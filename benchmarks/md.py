@@ -83,9 +83,14 @@ def main():
 
 
 def loop_cpu_seconds(calc) -> float:
-    """CPU seconds of one LAMMPS run: the sum of its ``Loop time of T on N procs`` lines, T x N."""
+    """CPU seconds of one LAMMPS run: every ``Loop time of T on N procs`` times N and the ``P% CPU use`` LAMMPS prints
+    after it (runs side by side on fewer cores than runs share them: their loop time is wall time, not CPU)."""
     text = calc.outputs.retrieved.base.repository.get_object_content('lammps.out')
-    return sum(float(t) * int(n) for t, n in re.findall(r'Loop time of (\S+) on (\d+) procs', text))
+    loops = re.findall(r'Loop time of (\S+) on (\d+) procs', text)
+    usage = re.findall(r'^\s*(\S+)% CPU use', text, flags=re.MULTILINE)
+    if len(loops) != len(usage):
+        raise ValueError(f'{calc.label}: {len(loops)} loop times but {len(usage)} CPU-use lines in lammps.out')
+    return sum(float(t) * int(n) * float(p) / 100 for (t, n), p in zip(loops, usage))
 
 
 def mobility_summary(node) -> dict:

@@ -200,7 +200,9 @@ def running_chain(aiida_profile, aiida_localhost, tmp_path):
         _process(calc, 'quantumespresso.pw', 'PwCalculation', 'finished' if done else 'running', parent=base,
                  link_label='iteration_02', computer=aiida_localhost).store()  # fmt: skip
 
-    md = _process(work, 'multiscale.md', 'MdWorkChain', state='waiting', parent=chain, link_label='md').store()
+    md = _process(work, 'multiscale.md', 'MdWorkChain', state='waiting', parent=chain, link_label='md')
+    _input(md, 'parameters', orm.Dict({'mobility': {'compute': False}}))  # the GB energy only: three stages
+    md.store()
     _process(calc, 'lammps.raw', 'LammpsRawCalculation', parent=md, link_label='bulk', computer=aiida_localhost).store()
     scan_chain = _process(work, None, 'LammpsBaseWorkChain', 'waiting', parent=md, link_label='gb_scan').store()
     scan = _process(calc, 'lammps.raw', 'LammpsRawCalculation', 'running', parent=scan_chain,
@@ -239,6 +241,28 @@ def running_chain(aiida_profile, aiida_localhost, tmp_path):
 
     _process(orm.CalcFunctionNode, None, 'md_to_mesoscale', parent=chain, link_label='md_to_mesoscale').store()
     return chain
+
+
+def test_md_count_includes_the_mobility_runs_mock(aiida_profile, aiida_localhost):
+    """With the mobility stage on, the MD line counts LAMMPS runs: the three stages, then per temperature one a(T) run
+    and the replicas, and the two check runs (fast protocol: 3 + 3 x (1 + 2) + 2 = 14)."""
+    from aiida import orm
+
+    from aiida_multiscale.workflows.md import MdWorkChain
+
+    chain = _process(orm.WorkChainNode, 'multiscale.chain', 'MultiscaleWorkChain', state='waiting').store()
+    md = _process(orm.WorkChainNode, 'multiscale.md', 'MdWorkChain', state='waiting', parent=chain, link_label='md')
+    parameters = MdWorkChain.get_protocol_inputs('fast')['parameters']
+    _input(md, 'parameters', orm.Dict(parameters))
+    md.store()
+    for label in ('bulk', 'gb_scan', 'gb_size_check', 'lattice_0'):
+        _process(orm.CalcJobNode, 'lammps.raw', 'LammpsRawCalculation', parent=md, link_label=label,
+                 computer=aiida_localhost).store()  # fmt: skip
+    lines = {line.key: line for line in ProgressReader(chain.pk).read().lines}
+    mobility = parameters['mobility']
+    planned = 3 + len(mobility['homologous_temperatures']) * (1 + mobility['replicas']) + 2
+    assert planned == 14
+    assert lines['md'].count == f'4/{planned} LAMMPS runs' and lines['md'].total == planned
 
 
 def test_counts_from_the_graph_and_the_engines_files_mock(running_chain):

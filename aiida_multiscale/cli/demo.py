@@ -30,7 +30,7 @@ def run_demo(
     element: str = 'Al',
     protocol: str = 'fast',
     folder: str = 'demo_output',
-    timeout: float = 900,
+    timeout: float = 2400,
     overrides: dict | None = None,
 ) -> int:
     """Submit the chain to the daemon, show progress, then print the trace and write the pictures; 0 on success.
@@ -86,7 +86,7 @@ def run_demo(
 @click.option(
     '--timeout',
     type=click.FloatRange(min=0),
-    default=900,
+    default=2400,
     show_default=True,
     help='Seconds to wait for the chain before giving up (the chain keeps running in the daemon).',
 )

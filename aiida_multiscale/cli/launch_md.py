@@ -43,7 +43,7 @@ PROTOCOLS = load_protocol_file('md')
     default=True,
     show_default=True,
     help='Compute the Sigma5 boundary mobility M0, Q by driven MD at several temperatures (the costly part: minutes '
-    'for --protocol fast, about 20 min for moderate on 2 cores); --no-mobility: the grain-boundary energy only.',
+    'for --protocol fast, about 30 min for moderate on 2 cores); --no-mobility: the grain-boundary energy only.',
 )
 @click.option('--code', 'code_label', default='lmp@localhost', show_default=True, help='Label of the LAMMPS code.')
 @click.option('--wait', is_flag=True, help='Wait for the work chain to finish; exit non-zero if it failed.')

@@ -401,8 +401,10 @@ class ProgressReader:
         return {'count': count, 'detail': '; '.join(detail), 'done': done, 'total': planned}
 
     def _md(self, process: _Process | None, tree: _Tree, plan: dict) -> dict:
-        # The stages are fixed by the rung's outline; a stage run again after a walltime kill is still one stage.
-        planned = len(MD_STAGES)
+        # The stages are fixed by the rung's outline; a stage run again after a walltime kill is still one stage.  The
+        # mobility stage adds its a(T) and driven runs, each counted as one.
+        mobility_runs = plan.get('mobility_runs', 0)
+        planned = len(MD_STAGES) + mobility_runs
         calcs = [] if process is None else tree.calculations(process.pk, _LAMMPS)
         done = sum(1 for c in calcs if c.finished_ok)
         detail = []
@@ -421,7 +423,7 @@ class ProgressReader:
         if any(c.active for c in calcs) and not self._all_local(c for c in calcs if c.active):
             detail.append('finished stages only: the running one is on a remote computer')
         return {
-            'count': f'{done}/{planned} stages',
+            'count': f'{done}/{planned} ' + ('LAMMPS runs' if mobility_runs else 'stages'),
             'detail': '; '.join(detail),
             'done': min(done + fraction, planned),
             'total': planned,
@@ -622,6 +624,14 @@ def _plan_from_inputs(rung: str, process: _Process | None, root: _Process) -> di
         }
     if rung == 'fem':
         return {'load_steps': 1}  # FemWorkChain solves one Steady problem at the applied strain
+    if rung == 'md':
+        mobility = parameters.get('mobility') or {}
+        if not mobility.get('compute'):
+            return {'mobility_runs': 0}
+        temperatures = len(mobility['homologous_temperatures'])
+        # One a(T) run and `replicas` driven runs per temperature, and the u0/2 and -u0 runs of the checks.
+        runs = temperatures * (1 + int(mobility['replicas'])) + (2 if mobility.get('linearity_check') else 0)
+        return {'mobility_runs': runs}
     return {}
 
 
