@@ -101,6 +101,7 @@ def mobility_summary(node) -> dict:
     calcs = [
         c for c in node.called_descendants
         if c.process_label == 'LammpsRawCalculation' and c.label.startswith(('lattice_', 'mobility_'))
+        and c.is_finished_ok  # a run killed at its walltime and resubmitted has no complete lammps.out
     ]  # fmt: skip
     cpu = {f'{t:g}': 0.0 for t in temperatures}
     for calc in calcs:

@@ -300,7 +300,8 @@ def test_md_mobility_at_the_anneal_temperature_uses_the_covariance(aiida_profile
 
 
 def test_md_mobility_splits_the_budget_into_fit_and_reduction(aiida_profile):
-    """The grain-size budget has one term for the MD fit (pointing at the MD node) and one for the assumed reduction."""
+    """The grain-size budget has a term for the MD fit, one for the anneal temperature through Q/kT^2 and one for the
+    assumed reduction, all pointing at the interface handoff (where the trace finds them)."""
     from aiida_multiscale.bridges.mesoscale_to_fem import grain_size_terms
 
     mobility = md_mobility_node().store()
@@ -308,10 +309,11 @@ def test_md_mobility_splits_the_budget_into_fit_and_reduction(aiida_profile):
     interface = result['interface']
     terms = {t['quantity']: t for t in grain_size_terms(2e-5, 1e-5, interface)}
     budget = interface.metadata['gb_mobility_budget']
-    assert terms['gb_mobility']['uuid'] == mobility.uuid
-    assert terms['gb_mobility']['std'] == pytest.approx(
-        math.hypot(budget['md_fit_ln_std'], budget['temperature_ln_std'])
-    )
+    assert {terms[name]['uuid'] for name in ('gb_mobility', 'temperature', 'mobility_reduction')} == {interface.uuid}
+    assert budget['md_mobility_uuid'] == mobility.uuid
+    assert terms['gb_mobility']['std'] == pytest.approx(budget['md_fit_ln_std'])
+    kt = BOLTZMANN_EV * 560.0
+    assert terms['temperature']['std'] == pytest.approx(0.15 * 5.0 / (kt * 560.0), rel=1e-9)
     assert terms['mobility_reduction']['std'] == pytest.approx(2.302585)
     growth = (4e-10 - 1e-10) / (2 * 4e-10)
     assert terms['mobility_reduction']['sensitivity'] == pytest.approx(growth)

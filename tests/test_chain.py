@@ -131,6 +131,22 @@ def test_the_mobility_comes_from_md_or_by_hand(codes, pseudo_family):
     with pytest.raises(ValueError, match='--mobility-prefactor'):
         MultiscaleWorkChain.get_builder_from_protocol('Al', protocol='fast', codes=codes, overrides=off)
 
+    # By hand through overrides: the user's value is stored as the user's (not with the stand-alone default's source or
+    # std); M0 without a std gets one decade, and the note says so.  A reduction with M0 by hand is refused.
+    given = {'mobility_prefactor': {'value': 3e-7}, 'activation_energy': {'value': 0.4}}
+    overridden = MultiscaleWorkChain.get_builder_from_protocol(
+        'Al', protocol='fast', codes=codes, overrides={'assumptions': given}
+    )
+    prefactor = overridden.assumptions['mobility_prefactor']
+    assert prefactor.value == 3e-7 and prefactor.relative_std == pytest.approx(math.log(10))
+    assert prefactor.note.startswith('assumed; source: user input (overrides); std not given: one decade')
+    assert overridden.assumptions['activation_energy'].std is None
+    with pytest.raises(ValueError, match='mobility_reduction applies to a mobility computed by the MD rung'):
+        MultiscaleWorkChain.get_builder_from_protocol(
+            'Al', protocol='fast', codes=codes,
+            overrides={'assumptions': {**given, 'mobility_reduction': {'value': 0.1}}},
+        )  # fmt: skip
+
     values = {name: dict(q) for name, q in by_hand.assumptions.quantities.items()}
     computed.assumptions = make_assumptions(values)  # M0 and Q by hand, and the MD stage still on
     error = spec.validate(computed._inputs(prune=True))

@@ -102,6 +102,7 @@ def test_bad_parameters_rejected(codes):
         ({'melting_point': -900}, 'melting_point must be null'),
         ({'repeats': [2, 4, 2]}, 'nz >= 3'),
         ({'replicas': 0}, 'replicas must be an integer >= 1'),
+        ({'lattice_steps': 100}, 'lattice_steps must be >= 150'),
         ({'blocks': 2}, 'blocks must be >= 3'),
         ({'steps': 50}, 'steps must cover at least 3 samples per block'),
         ({'discard': 100.0}, 'discard .* must be shorter than the driven run'),
@@ -114,6 +115,26 @@ def test_bad_mobility_parameters_rejected(codes, mobility, words):
     """The mobility stage's settings are refused before submission, each with the fix named."""
     with pytest.raises(ValueError, match=words):
         run(_builder(codes, _al_mm(), parameters=orm.Dict({'mobility': mobility})))
+
+
+def test_melting_point_of_the_mobility_runs():
+    """The potential's own melting point where it is known (matched by md5), the element's with a 15 % std where not,
+    and a clear error where neither is known (the work chain's validator returns it before submission)."""
+    import hashlib
+
+    from aiida_multiscale.engines.lammps.potentials import potential_melting_point
+
+    path = potentials_folder() / 'Al_mm.eam.fs'
+    own = potential_melting_point({'md5': hashlib.md5(path.read_bytes()).hexdigest()}, 'Al')
+    assert own['own'] is True and own['value'] == 926.0 and 'Mendelev' in own['source']
+    other = potential_melting_point({'md5': 'not-a-known-file'}, 'Al')
+    assert (
+        other['own'] is False
+        and other['value'] == pytest.approx(933.47)
+        and other['std'] == pytest.approx(0.15 * 933.47)
+    )
+    with pytest.raises(ValueError, match=r'melting point of Ar is not known.*parameters.mobility.melting_point'):
+        potential_melting_point({'md5': None}, 'Ar')
 
 
 def test_protocol_overrides_validated(codes):

@@ -188,14 +188,33 @@ def test_mobility_stage_in_si_units_by_a_second_method(al_mm_fast):
     q = -k_b * np.log(m2 / m1) / (1 / t2 - 1 / t1)
     assert handoff.value('gb_activation_energy', 'eV') == pytest.approx(q, rel=1e-6, abs=1e-9)
     assert handoff.value('gb_mobility_prefactor') == pytest.approx(m1 * np.exp(q / (k_b * t1)), rel=1e-6)
-    covariance = np.array(handoff.metadata['arrhenius']['covariance'])
-    assert handoff['gb_activation_energy'].std == pytest.approx(np.sqrt(covariance[1, 1]), rel=1e-9)
+    # Two points: the line passes through both, and var(Q) = (s1^2 + s2^2) / (x1 - x2)^2 with x = 1/kT.
+    (s1, s2), (x1, x2) = (r['ln_std'] for r in rows), (1 / (k_b * t1), 1 / (k_b * t2))
+    assert handoff['gb_activation_energy'].std == pytest.approx(np.hypot(s1, s2) / abs(x1 - x2), rel=1e-6)
+    # The check runs, recomputed by hand from their own files: M at u0/2 and the speed under -u0.
+    checks = handoff.metadata['checks']
+    half, back = runs['mobility_T0_half_force'], runs['mobility_T0_reversed']
+    text = calcs['mobility_T0_half_force'].outputs.retrieved.base.repository.get_object_content('boundary.dat')
+    pressure = TINY_MOBILITY['u0'] / 2 * electron_volt / ((rows[0]['lattice_constant'] * angstrom) ** 3 / 4)
+    half_mobility = _boundary_velocity_by_hand(text, tuple(half['window_ps'])) / pressure
+    assert checks['linearity']['values'] == pytest.approx([rows[0]['mobility'], half_mobility], rel=1e-6)
+    text = calcs['mobility_T0_reversed'].outputs.retrieved.base.repository.get_object_content('boundary.dat')
+    speed = -_boundary_velocity_by_hand(text, tuple(back['window_ps']))
+    assert checks['reversal']['values'] == pytest.approx([rows[0]['velocity'], speed], rel=1e-6)
     # The reversed force moves the boundary the other way: the grain that shrank now grows.
-    reversed_velocity = runs['mobility_T0_reversed']['velocity']
-    assert reversed_velocity < 0 < runs['mobility_T0_r0']['velocity']
-    assert set(handoff.metadata['checks']) == {'linearity', 'reversal'}
-    for check in handoff.metadata['checks'].values():
-        assert check['verdict'] == ('passed' if check['z'] <= 2 else 'failed')
+    assert back['velocity'] < 0 < runs['mobility_T0_r0']['velocity'] and speed > 0
+    # What the trace lists for these runs (md_calculation_summary), against the plan: purpose, temperature, size, steps.
+    from aiida_multiscale.provenance.lineage import md_calculation_summary
+
+    for label, calc in calcs.items():
+        summary = md_calculation_summary(calc)
+        if label.startswith('mobility_'):
+            assert summary['purpose'] == 'gb_mobility' and summary['natoms'] == 800
+            assert summary['temperature'] == pytest.approx(runs[label]['temperature'])
+            assert summary['steps'] == TINY_MOBILITY['equilibration_steps'] + TINY_MOBILITY['steps']
+        elif label.startswith('lattice_'):
+            assert summary['purpose'] == 'gb_mobility' and summary['natoms'] == 4 * 4**3  # the 4 x 4 x 4 cube
+            assert summary['steps'] == 2 * TINY_MOBILITY['lattice_steps']
     note = handoff['gb_activation_energy'].note
     assert 'computed' in note and 'orient/eco' in note and 'Al_mm.eam.fs' in note and '800 atoms' in note
     # Provenance: every driven run and every a(T) run is an ancestor of the handoff.

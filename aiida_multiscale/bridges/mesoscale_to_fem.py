@@ -71,12 +71,17 @@ def grain_size_terms(
     budget = interface.metadata.get('gb_mobility_budget')
     for name in ('gb_mobility', 'gb_energy', 'anneal_time'):
         if name == 'gb_mobility' and budget:
-            # A mobility from MD: the fit (with T's own std) and the assumed reduction are two inputs, two terms.
-            fit = math.hypot(budget['md_fit_ln_std'], budget['temperature_ln_std'])
+            # A mobility from MD: the fit, the anneal temperature and the assumed reduction are three inputs, three
+            # terms (all of the interface handoff, where the trace finds them).
             terms.append(
-                term(budget['md_mobility_uuid'], 'gb_mobility', growth, fit, log=True,
-                     note=f'{how}; the MD Arrhenius fit at the anneal temperature (covariance) and T')
+                term(interface.uuid, 'gb_mobility', growth, budget['md_fit_ln_std'], log=True,
+                     note=f'{how}; the MD Arrhenius fit at the anneal temperature, std from its covariance')
             )  # fmt: skip
+            if budget['temperature_ln_std']:
+                terms.append(
+                    term(interface.uuid, 'temperature', growth, budget['temperature_ln_std'], log=True,
+                         note=f'{how}; the anneal temperature through M = M0 exp(-Q/kT): Q std_T / kT^2')
+                )  # fmt: skip
             if budget['mobility_reduction_ln_std']:
                 terms.append(
                     term(interface.uuid, 'mobility_reduction', growth, budget['mobility_reduction_ln_std'], log=True,

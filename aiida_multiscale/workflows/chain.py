@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import typing as t
 
 from aiida import orm
@@ -339,22 +340,52 @@ class MultiscaleWorkChain(ProtocolMixin, WorkChain):
     def _mobility_assumptions(protocol: dict, overrides, prefactor, energy) -> dict:
         """The assumed anneal without the protocol's M0 and Q (those belong to the stand-alone phase field): the MD
         rung computes them, unless the user gives them (as arguments, or in ``overrides['assumptions']``); then they
-        are assumptions and ``mobility_reduction`` (which applies to an MD mobility only) is left out."""
-        user = dict((overrides or {}).get('assumptions') or {})
+        are assumptions and ``mobility_reduction`` (which applies to an MD mobility only) is left out.
+
+        A mobility by hand is the user's number: its entry is built from what the user gave, never completed with the
+        protocol's source or std (those describe the stand-alone default, not the user's value).  Without a std, M0
+        gets one decade (std of ln M0 = ln 10), and the note says so.
+        """
+        overrides = overrides or {}
+        user = {name: entry for name, entry in (overrides.get('assumptions') or {}).items() if entry is not None}
         anneal = {name: dict(entry) for name, entry in protocol.items() if name not in ASSUMED_MOBILITY}
-        by_hand = {name: dict(protocol[name]) for name in ASSUMED_MOBILITY if name in user}
-        source = 'user input (launch argument)'
-        for name, value, unit in (('mobility_prefactor', prefactor, 'm**4/(J*s)'), ('activation_energy', energy, 'eV')):
+        units = {'mobility_prefactor': 'm**4/(J*s)', 'activation_energy': 'eV'}
+        by_hand = {}
+        for name, value in (('mobility_prefactor', prefactor), ('activation_energy', energy)):
             if value is not None:
-                by_hand[name] = {'value': float(value), 'unit': unit, 'std': None, 'source': source}
+                by_hand[name] = {'value': float(value), 'source': 'user input (launch argument)'}
+            elif name in user:
+                by_hand[name] = {'source': 'user input (overrides)', **user[name]}
         if len(by_hand) == 1:
             raise ValueError(
                 'give both mobility_prefactor and activation_energy (--mobility-prefactor, --activation-energy) for a '
                 'mobility by hand, or neither (the MD rung computes them)'
             )
-        if by_hand:
-            anneal.update(by_hand)
-            anneal.pop('mobility_reduction', None)
+        if not by_hand:
+            return anneal
+        if 'mobility_reduction' in user:
+            raise ValueError(
+                'mobility_reduction applies to a mobility computed by the MD rung; with mobility_prefactor and '
+                'activation_energy given by hand, put the reduction into M0 instead'
+            )
+        md_parameters = ((overrides.get('md') or {}).get('overrides') or {}).get('parameters') or {}
+        if (md_parameters.get('mobility') or {}).get('compute') is True:
+            raise ValueError(
+                'the mobility is given twice: md parameters.mobility.compute = true and mobility_prefactor and '
+                'activation_energy by hand; drop one'
+            )
+        for name, entry in by_hand.items():
+            entry.setdefault('unit', units[name])
+            if 'std' not in entry and 'relative_std' not in entry:
+                if name == 'mobility_prefactor':
+                    entry['relative_std'] = math.log(10.0)
+                    entry['source'] += '; std not given: one decade assumed (std of ln M0 = ln 10)'
+                else:
+                    entry['std'] = None
+            if 'value' not in entry:
+                raise ValueError(f'assumptions.{name}: give a value ({entry["unit"]})')
+        anneal.update(by_hand)
+        anneal.pop('mobility_reduction', None)
         return anneal
 
     @staticmethod

@@ -110,10 +110,23 @@ def validate_max_walltime_restarts(node, _=None):
 
 
 def validate_inputs(inputs, _=None):
-    """The potential file must be readable, complete, of a supported pair style and provide the element."""
+    """The potential file must be readable, complete, of a supported pair style and provide the element; the mobility
+    stage needs a melting point (the potential's, the element's, or ``parameters.mobility.melting_point``)."""
     if 'potential' in inputs and 'element' in inputs:
         message = validate_potential_node(inputs['potential'], inputs['element'].value)
-        return f'potential: {message}' if message else None
+        if message:
+            return f'potential: {message}'
+        parameters = inputs.get('parameters')
+        try:
+            mobility = merged_parameters(parameters)['mobility']
+        except Exception:  # noqa: BLE001 (bad parameters: their own validator names the problem)
+            return None
+        if mobility['compute'] is True and mobility['melting_point'] is None:
+            attributes = potential_attributes(inputs['potential'])
+            try:
+                potential_melting_point(attributes, inputs['element'].value)
+            except ValueError as error:
+                return str(error)
     return None
 
 
@@ -539,6 +552,14 @@ class MdWorkChain(ProtocolMixin, WorkChain):
             )
             if error:
                 return error
+        for index in range(len(self.ctx.mobility_temperatures)):
+            retrieved = self.ctx[f'lattice_{index}'].outputs.retrieved
+            try:  # the analysis of the calcfunction below, first, so that a short run ends with an exit code
+                mobility_engine.parse_lattice_file(
+                    retrieved.base.repository.get_object_content(mobility_engine.LATTICE_FILENAME)
+                )
+            except ValueError as error:
+                return self.exit_codes.ERROR_MOBILITY_CALCULATION_FAILED.format(detail=f'lattice_{index}: {error}')
         parameters = orm.Dict(self.ctx.parameters)
         temperatures = orm.List(self.ctx.mobility_temperatures)
         self.ctx.lattice = analyse_lattice_constants(

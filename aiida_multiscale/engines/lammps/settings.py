@@ -142,6 +142,9 @@ def check_mobility_parameters(mobility: t.Mapping) -> None:
     for key in ('replicas', 'steps', 'sample_every', 'blocks', 'lattice_steps'):
         if not _positive_int(mobility[key]):
             raise ValueError(f'{where}.{key} must be an integer >= 1, got {mobility[key]!r}')
+    if mobility['lattice_steps'] < 150:
+        # render_lattice_constant_script samples every 10 steps; parse_lattice_file needs 3 samples per block of 5.
+        raise ValueError(f'{where}.lattice_steps must be >= 150 (15 samples of a(T), 10 steps apart)')
     if not isinstance(mobility['equilibration_steps'], int) or mobility['equilibration_steps'] < 0:
         raise ValueError(f'{where}.equilibration_steps must be an integer >= 0')
     if mobility['blocks'] < 3:
