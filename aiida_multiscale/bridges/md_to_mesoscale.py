@@ -99,16 +99,8 @@ def mobility_from_md(gb_mobility: HandoffData, temperature: float) -> tuple[floa
     """
     from aiida_multiscale.physics.mobility import ArrheniusFit
 
-    fit_data = gb_mobility.metadata['arrhenius']
-    fit = ArrheniusFit(
-        ln_prefactor=fit_data['ln_prefactor'],
-        activation_energy=fit_data['activation_energy'],
-        covariance=tuple(tuple(row) for row in fit_data['covariance']),
-        temperatures=tuple(row['temperature'] for row in gb_mobility.metadata['temperatures']),
-        chi2=fit_data['chi2'],
-        dof=fit_data['dof'],
-        scaled=fit_data['scaled'],
-    )
+    temperatures = [row['temperature'] for row in gb_mobility.metadata['temperatures']]
+    fit = ArrheniusFit.from_dict(gb_mobility.metadata['arrhenius'], temperatures)
     estimate = fit.mobility_at(temperature)
     extrapolation = {
         'extrapolated': estimate.extrapolated,

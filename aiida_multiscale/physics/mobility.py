@@ -307,6 +307,35 @@ class ArrheniusFit:
         c = self.covariance
         return c[0][1] / math.sqrt(c[0][0] * c[1][1])
 
+    def as_dict(self) -> dict:
+        """The fit as JSON-able metadata (what a ``gb_mobility`` handoff stores; :meth:`from_dict` reads it back)."""
+        from aiida_multiscale.physics.units import BOLTZMANN_EV
+
+        return {
+            'ln_prefactor': self.ln_prefactor,
+            'activation_energy': self.activation_energy,
+            'covariance': [list(row) for row in self.covariance],
+            'covariance_order': ['ln M0 [ln m^4/(J s)]', 'Q [eV]'],
+            'chi2': self.chi2,
+            'dof': self.dof,
+            'scaled': self.scaled,
+            'correlation': self.correlation,
+            'boltzmann_constant_ev_per_k': BOLTZMANN_EV,
+        }
+
+    @classmethod
+    def from_dict(cls, data: t.Mapping, temperatures: t.Sequence[float]) -> ArrheniusFit:
+        """The fit from :meth:`as_dict`'s metadata and the fitted temperatures (K)."""
+        return cls(
+            ln_prefactor=data['ln_prefactor'],
+            activation_energy=data['activation_energy'],
+            covariance=tuple(tuple(row) for row in data['covariance']),
+            temperatures=tuple(float(x) for x in temperatures),
+            chi2=data['chi2'],
+            dof=data['dof'],
+            scaled=data['scaled'],
+        )
+
     def mobility_at(self, temperature: float) -> MobilityEstimate:
         """M(T) with its std in ln units from the covariance: var = J C J^T with J = (1, -1/(k_B T)).
 

@@ -48,8 +48,8 @@ from aiida_multiscale.workflows.functions.md_mobility import (
     analyse_gb_mobility,
     analyse_lattice_constants,
     build_mobility_inputs,
-    mobility_results,
     mobility_temperatures,
+    results_of_runs,
     run_plan,
 )
 from aiida_multiscale.workflows.protocols.utils import ProtocolMixin
@@ -612,16 +612,10 @@ class MdWorkChain(ProtocolMixin, WorkChain):
             if error:
                 return error
             retrieved[run['label']] = self.ctx[run['label']].outputs.retrieved
-        mobility = self.ctx.parameters['mobility']
         temperatures = self.ctx.mobility_temperatures
-        lattice = [self.ctx.lattice.value(f'lattice_constant_{i}', 'angstrom') for i in range(len(temperatures))]
-        texts = {
-            label: folder.base.repository.get_object_content(mobility_engine.BOUNDARY_FILENAME)
-            for label, folder in retrieved.items()
-        }
         # The same analysis the calcfunction stores, run first so that a refused run stores no mobility.
         try:
-            mobility_results(mobility, temperatures, lattice, texts)
+            results_of_runs(self.ctx.parameters['mobility'], temperatures, self.ctx.lattice, retrieved)
         except BoundaryNotMovingError as error:
             return self.exit_codes.ERROR_GB_NOT_MOVING.format(detail=str(error))
         except ValueError as error:

@@ -19,7 +19,7 @@ from aiida_multiscale.data.handoff import HandoffData
 from aiida_multiscale.engines.lammps import bicrystal as bicrystal_builder
 from aiida_multiscale.engines.lammps import mobility as engine
 from aiida_multiscale.physics import mobility as physics
-from aiida_multiscale.physics.units import BOLTZMANN_EV, factor
+from aiida_multiscale.physics.units import factor
 
 __all__ = (
     'METHOD',
@@ -28,6 +28,7 @@ __all__ = (
     'build_mobility_inputs',
     'mobility_results',
     'mobility_temperatures',
+    'results_of_runs',
     'run_plan',
 )
 
@@ -178,6 +179,17 @@ def mobility_results(
     return {'rows': rows, 'fit': fit, 'checks': checks, 'runs': runs}
 
 
+def results_of_runs(mobility: t.Mapping, temperatures: t.Sequence[float], lattice: HandoffData, retrieved) -> dict:
+    """:func:`mobility_results` from the runs' retrieved folders (``{label: FolderData}``) and the ``a(T)`` handoff:
+    what the work chain checks before it stores anything and what :func:`analyse_gb_mobility` stores."""
+    lattice_constants = [lattice.value(f'lattice_constant_{i}', 'angstrom') for i in range(len(temperatures))]
+    texts = {
+        label: folder.base.repository.get_object_content(engine.BOUNDARY_FILENAME)
+        for label, folder in retrieved.items()
+    }
+    return mobility_results(mobility, temperatures, lattice_constants, texts)
+
+
 @calcfunction
 def analyse_lattice_constants(parameters: orm.Dict, temperatures: orm.List, **retrieved) -> HandoffData:
     """a(T), the zero-pressure lattice constant of the potential at each temperature of the mobility runs (NPT).
@@ -233,12 +245,7 @@ def analyse_gb_mobility(
     """
     mobility = parameters['mobility']
     temps = temperatures.get_list()
-    lattice_constants = [lattice.value(f'lattice_constant_{i}', 'angstrom') for i in range(len(temps))]
-    texts = {
-        label: folder.base.repository.get_object_content(engine.BOUNDARY_FILENAME)
-        for label, folder in retrieved.items()
-    }
-    result = mobility_results(mobility, temps, lattice_constants, texts)
+    result = results_of_runs(mobility, temps, lattice, retrieved)
     fit, rows = result['fit'], result['rows']
     driven_ps = mobility['steps'] * mobility['timestep']
     size = f'{natoms.value} atoms ({"x".join(map(str, mobility["repeats"]))} oriented cells per grain)'
@@ -278,17 +285,7 @@ def analyse_gb_mobility(
         'replicas': mobility['replicas'],
         'potential': attributes,
         'temperatures': rows,
-        'arrhenius': {
-            'ln_prefactor': fit.ln_prefactor,
-            'activation_energy': fit.activation_energy,
-            'covariance': [list(row) for row in fit.covariance],
-            'covariance_order': ['ln M0 [ln m^4/(J s)]', 'Q [eV]'],
-            'chi2': fit.chi2,
-            'dof': fit.dof,
-            'scaled': fit.scaled,
-            'correlation': fit.correlation,
-            'boltzmann_constant_ev_per_k': BOLTZMANN_EV,
-        },
+        'arrhenius': fit.as_dict(),
         'checks': checks,
         'runs': result['runs'],
     }
